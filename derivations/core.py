@@ -1,0 +1,522 @@
+"""The identity registry: what an identity is, how it is checked, and how it fails.
+
+An :class:`Identity` states a result as SymPy expressions (its *claim*: named parts such as
+``mean`` and ``variance``), says how to check it (a :class:`Check`) and carries *mutants*: wrong
+variants of the claim, each of which the same check must refute.  A check has three outcomes:
+
+* **proved**: the normalised residual is exactly zero;
+* **refuted**: the residual, evaluated at a random rational point inside the declared domain of
+  every symbol, is non-zero; the point is kept as a witness;
+* **inconclusive**: symbolically non-zero yet numerically zero at every point tried.  This is a
+  failure of the normaliser, never a pass.
+
+The checks never call ``simplify``.  They normalise with ``cancel`` after substituting the
+definitions an identity declares (``beta_t = 1 - alpha_t``, ``alpha_t = a^2`` so that square roots
+become rational), and compare polynomial coefficients where a square is completed.  These idioms,
+and their measured speed, are described in ``DESIGN.md``.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import string
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import sympy as sp
+
+Claim = dict[str, sp.Expr]
+"""Named parts of a statement, e.g. ``{"mean": ..., "variance": ...}``."""
+
+# --------------------------------------------------------------------------------------------
+# Symbols with domains
+
+
+_DOMAINS: dict[sp.Symbol, tuple[Fraction, Fraction]] = {}
+
+
+def sym(name: str, domain: tuple[float | Fraction, float | Fraction] | None = None,
+        **assumptions: bool) -> sp.Symbol:
+    """Create a symbol and record the open interval it lives in.
+
+    The name follows SymPy's LaTeX conventions (``alphabar_t-1`` prints as
+    :math:`\\bar{\\alpha}_{t-1}`).  The domain is where refutation looks for witnesses; it
+    defaults to ``(0, 3)`` for positive symbols and ``(-3, 3)`` for real ones.
+
+    Args:
+        name: SymPy name of the symbol.
+        domain: open interval ``(lo, hi)`` of admissible values.
+        **assumptions: SymPy assumptions (``positive=True``, ``real=True``).
+
+    Returns:
+        The symbol.
+
+    Example:
+        >>> a = sym("alpha_t", domain=(0, 1), positive=True)
+        >>> domain_of(a)
+        (Fraction(0, 1), Fraction(1, 1))
+    """
+    s = sp.Symbol(name, **assumptions)
+    if domain is not None:
+        lo, hi = (Fraction(d) for d in domain)
+        if not lo < hi:
+            raise ValueError(f"domain of {name!r} must satisfy lo < hi, got {domain}")
+        _DOMAINS[s] = (lo, hi)
+    return s
+
+
+def domain_of(s: sp.Symbol) -> tuple[Fraction, Fraction]:
+    """The open interval in which ``s`` is sampled when looking for a witness."""
+    if s in _DOMAINS:
+        return _DOMAINS[s]
+    if s.is_positive:
+        return Fraction(0), Fraction(3)
+    return Fraction(-3), Fraction(3)
+
+
+def random_point(symbols: Iterable[sp.Symbol], rng: random.Random) -> dict[sp.Symbol, sp.Rational]:
+    """A random rational point strictly inside every symbol's domain (small denominators)."""
+    point = {}
+    for s in sorted(symbols, key=str):
+        lo, hi = domain_of(s)
+        q = rng.randint(3, 17)
+        # numerators strictly between lo*q and hi*q
+        lo_n, hi_n = int(lo * q) + 1, int(-(-hi * q // 1)) - 1
+        if lo_n > hi_n:
+            q *= 4
+            lo_n, hi_n = int(lo * q) + 1, int(-(-hi * q // 1)) - 1
+        point[s] = sp.Rational(rng.randint(lo_n, hi_n), q)
+    return point
+
+
+# --------------------------------------------------------------------------------------------
+# Verdicts and checks
+
+
+class Status(str, enum.Enum):
+    """Outcome of a check."""
+
+    PROVED = "proved"
+    REFUTED = "refuted"
+    INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a check concluded about one claim.
+
+    Attributes:
+        status: proved, refuted or inconclusive.
+        method: a short description of the strategy that was used.
+        residual: the normalised residual as text (``"0"`` when proved).
+        witness: for a refutation, the point (symbol name to value) where the residual is
+            non-zero, and the residual's value there.
+    """
+
+    status: Status
+    method: str
+    residual: str = "0"
+    witness: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    """A residual-based check.
+
+    ``residuals(claim)`` returns expressions that are all identically zero exactly when the claim
+    holds.  Each is rewritten with ``definitions`` (applied until nothing changes), then, if
+    ``variables`` are given, split into its polynomial coefficients in those variables, and each
+    coefficient is normalised with ``cancel``.  All zero: proved.  Otherwise the raw residual is
+    evaluated at random rational points of the declared domains to find a witness.
+
+    Attributes:
+        method: a short human-readable name of the strategy (shown in the report).
+        residuals: map from a claim to the residual expressions.
+        definitions: substitutions that define derived symbols (``{beta: 1 - alpha}``).
+        variables: polynomial variables whose coefficients are compared, if any.
+        tries: number of random points tried before declaring a non-zero residual inconclusive.
+    """
+
+    method: str
+    residuals: Callable[[Claim], Sequence[sp.Expr]]
+    definitions: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
+    variables: tuple[sp.Symbol, ...] = ()
+    tries: int = 8
+
+    def substitute(self, expr: sp.Expr) -> sp.Expr:
+        """Apply the definitions until the expression no longer changes."""
+        expr = expr.doit()  # display forms may hold UnevaluatedExpr
+        for _ in range(10):
+            new = expr.xreplace(dict(self.definitions))
+            if new == expr:
+                return new
+            expr = new
+        raise RuntimeError("definitions do not terminate after 10 rounds")
+
+    def defined_values(self, point: Mapping[sp.Symbol, sp.Expr]) -> dict[str, str]:
+        """Values that the definitions give the original symbols at a point (for witnesses)."""
+        out = {}
+        for s in self.definitions:
+            value = self.substitute(s).xreplace(dict(point))
+            if value.is_number:
+                out[str(s)] = str(sp.nsimplify(value))
+        return out
+
+    def normalise(self, residual: sp.Expr) -> list[sp.Expr]:
+        """Non-zero normalised pieces of one residual (empty when it is identically zero)."""
+        r = self.substitute(sp.sympify(residual))
+        if self.variables:
+            numerator = sp.numer(sp.together(r))
+            pieces = sp.Poly(sp.expand(numerator), *self.variables).coeffs()
+        else:
+            pieces = [r]
+        out = []
+        for piece in pieces:
+            c = sp.cancel(sp.together(piece))
+            if c != 0:
+                out.append(c)
+        return out
+
+    def __call__(self, claim: Claim, seed: int = 0) -> Verdict:
+        residuals = [self.substitute(sp.sympify(r)) for r in self.residuals(claim)]
+        leftovers = [p for r in residuals for p in self.normalise(r)]
+        if not leftovers:
+            return Verdict(Status.PROVED, self.method)
+        shown = _short(leftovers[0])
+        rng = random.Random(seed)
+        free = set().union(*(r.free_symbols for r in residuals))
+        for _ in range(self.tries):
+            point = random_point(free, rng)
+            for r in residuals:
+                value = sp.N(r.xreplace(point), 50)
+                if value.is_number and value != 0 and abs(value) > sp.Float("1e-30", 50):
+                    witness = {str(k): str(v) for k, v in point.items()}
+                    for name, value_ in self.defined_values(point).items():
+                        witness.setdefault(name, value_)
+                    witness["residual"] = str(sp.N(value, 8))
+                    return Verdict(Status.REFUTED, self.method, shown, witness)
+        return Verdict(Status.INCONCLUSIVE, self.method, shown)
+
+
+def _short(expr: sp.Expr, limit: int = 160) -> str:
+    text = str(expr)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def equal(derived: Mapping[str, sp.Expr], method: str, **kwargs) -> Check:
+    """A check that every claimed part equals the corresponding derived expression.
+
+    Args:
+        derived: the expressions the derivation arrives at, keyed like the claim.
+        method: description shown in the report.
+        **kwargs: forwarded to :class:`Check` (``definitions``, ``variables``).
+
+    Returns:
+        The check.
+
+    Example:
+        >>> x = sym("x", positive=True)
+        >>> chk = equal({"f": (x**2 - 1) / (x - 1)}, "cancel")
+        >>> chk({"f": x + 1}).status.value, chk({"f": x - 1}).status.value
+        ('proved', 'refuted')
+    """
+    keys = tuple(derived)
+
+    def residuals(claim: Claim) -> list[sp.Expr]:
+        if set(claim) != set(keys):
+            raise KeyError(f"claim parts {sorted(claim)} differ from derived parts {sorted(keys)}")
+        return [derived[k] - claim[k] for k in keys]
+
+    return Check(method, residuals, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# Gaussian helpers
+
+
+@dataclass(frozen=True)
+class GaussianFactor:
+    """The density ``N(x; mean, variance)`` raised to ``power`` (+1 or -1), in one dimension.
+
+    Products and ratios of Gaussian densities are compared through two residuals: the exponent
+    (a polynomial in the variables, whose coefficients are compared: completing the square) and
+    the product of variances (the normalising constants).
+    """
+
+    x: sp.Expr
+    mean: sp.Expr
+    variance: sp.Expr
+    power: int = 1
+
+    def exponent(self) -> sp.Expr:
+        return -self.power * (self.x - self.mean) ** 2 / (2 * self.variance)
+
+
+def gaussian_product_residuals(lhs: Sequence[GaussianFactor],
+                               rhs: Sequence[GaussianFactor]) -> list[sp.Expr]:
+    """Residuals that vanish iff ``prod(lhs) == prod(rhs)`` as functions of every variable.
+
+    The densities share the factor ``(2 pi)^(-power/2)``, which cancels when the total powers
+    agree; the remaining constants are the variances, compared as
+    ``prod(var^power, lhs) / prod(var^power, rhs) - 1`` (squared densities, so no square root
+    appears).
+    """
+    if sum(f.power for f in lhs) != sum(f.power for f in rhs):
+        raise ValueError("lhs and rhs must have the same total power of Gaussian factors")
+    exponent = sum(f.exponent() for f in lhs) - sum(f.exponent() for f in rhs)
+    norm = sp.Mul(*[f.variance ** (-f.power) for f in lhs]) / sp.Mul(
+        *[f.variance ** (-f.power) for f in rhs])
+    return [exponent, norm - 1]
+
+
+def gaussian_moment(k: int, mean: sp.Expr, variance: sp.Expr) -> sp.Expr:
+    """``E[X^k]`` for ``X ~ N(mean, variance)`` by ``M_k = m M_{k-1} + (k-1) v M_{k-2}``.
+
+    Faster than ``integrate`` or ``sympy.stats`` by one to three orders of magnitude.
+
+    Example:
+        >>> m, v = sp.symbols("m v", positive=True)
+        >>> sp.expand(gaussian_moment(4, m, v))
+        m**4 + 6*m**2*v + 3*v**2
+    """
+    if k < 0:
+        raise ValueError(f"k must be non-negative, got {k}")
+    moments = [sp.Integer(1), mean]
+    for j in range(2, k + 1):
+        moments.append(sp.expand(mean * moments[j - 1] + (j - 1) * variance * moments[j - 2]))
+    return moments[k]
+
+
+def gaussian_expectation(poly: sp.Expr, x: sp.Symbol, mean: sp.Expr, variance: sp.Expr) -> sp.Expr:
+    """``E[poly(X)]`` for ``X ~ N(mean, variance)``, ``poly`` polynomial in ``x``."""
+    p = sp.Poly(sp.expand(poly), x)
+    return sp.expand(sum(c * gaussian_moment(m[0], mean, variance) for m, c in p.terms()))
+
+
+# --------------------------------------------------------------------------------------------
+# Identities and mutants
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """A wrong variant of an identity's claim, which the identity's check must refute.
+
+    Attributes:
+        name: short identifier, unique within the identity (``"score_sign"``).
+        claim: the parts of the claim that the mutant changes.
+        description: what is wrong, in one sentence.
+        source: where the mistake was seen (a paper, a post, a source note), or ``None`` for a
+            mutant invented to show the check has teeth.  Mutants with a source are listed in the
+            errata appendix.
+    """
+
+    name: str
+    claim: Claim
+    description: str
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """The result of checking one claim (the identity's own, or a mutant's).
+
+    ``passed`` means *proved* for an identity and *refuted* for a mutant.
+    """
+
+    name: str
+    passed: bool
+    status: Status
+    method: str
+    seconds: float
+    residual: str = "0"
+    witness: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    """An identity's certificate together with those of its mutants."""
+
+    identity: Identity
+    certificate: Certificate
+    mutants: tuple[Certificate, ...]
+
+    @property
+    def verified(self) -> bool:
+        return self.certificate.passed and all(m.passed for m in self.mutants)
+
+    @property
+    def seconds(self) -> float:
+        return self.certificate.seconds + sum(m.seconds for m in self.mutants)
+
+    def as_dict(self) -> dict:
+        """The JSON form used by ``python -m derivations --json`` and the verification page."""
+        ident = self.identity
+        return {
+            "id": ident.id,
+            "title": ident.title,
+            "chapter": ident.chapter,
+            "status": "verified" if self.verified else "failed",
+            "check": self.certificate.status.value,
+            "method": self.certificate.method,
+            "seconds": round(self.certificate.seconds, 4),
+            "residual": self.certificate.residual,
+            "assumptions": list(ident.assumptions),
+            "latex": ident.latex,
+            "references": list(ident.references),
+            "mutants": [
+                {
+                    "name": m.name,
+                    "refuted": m.passed,
+                    "status": m.status.value,
+                    "seconds": round(m.seconds, 4),
+                    "witness": m.witness,
+                    "description": mut.description,
+                    "source": mut.source,
+                    "latex": ident.render(ident.claim | mut.claim),
+                }
+                for m, mut in zip(self.mutants, ident.mutants, strict=True)
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A machine-checked statement.
+
+    Attributes:
+        id: stable dotted id (``"ddpm.posterior"``).
+        title: one line for people.
+        chapter: the book page (docname under ``book/``) that states it.
+        claim: the statement's named parts (SymPy expressions).
+        check: how the claim is proved; the same check must refute every mutant.
+        template: LaTeX of the statement, with ``$part`` placeholders filled by the LaTeX of the
+            claim's parts (so the displayed equation is generated from the checked expressions).
+        assumptions: the hypotheses, in words (domains and definitions), shown in the report.
+        mutants: wrong variants the check must refute (at least one).
+        references: citation keys of ``book/references.bib``.
+        display: optional display forms of the claim's parts, written as a person would
+            (``evaluate=False``) and printed as written; their equality with the claim is part
+            of the check.
+    """
+
+    id: str
+    title: str
+    chapter: str
+    claim: Claim
+    check: Check
+    template: str
+    assumptions: tuple[str, ...]
+    mutants: tuple[Mutant, ...]
+    references: tuple[str, ...] = ()
+    display: Claim | None = None
+
+    def __post_init__(self) -> None:
+        if not self.mutants:
+            raise ValueError(f"identity {self.id!r} needs at least one mutant")
+        names = [m.name for m in self.mutants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"identity {self.id!r} has duplicate mutant names")
+        for m in self.mutants:
+            unknown = set(m.claim) - set(self.claim)
+            if unknown:
+                raise ValueError(f"mutant {m.name!r} of {self.id!r} changes unknown parts {unknown}")
+        string.Template(self.template).substitute({k: "" for k in self.claim})
+
+    @property
+    def anchor(self) -> str:
+        """The label of this identity's entry on the verification page."""
+        return anchor(self.id)
+
+    @property
+    def latex(self) -> str:
+        """The statement as LaTeX, generated from the display forms (or the claim)."""
+        if self.display is not None:
+            return self.render(self.claim | self.display, order="none")
+        return self.render(self.claim)
+
+    def render(self, claim: Claim, order: str | None = None) -> str:
+        """LaTeX of the template filled with the given claim's parts."""
+        parts = {k: sp.latex(v, order=order) for k, v in claim.items()}
+        return string.Template(self.template).substitute(parts)
+
+    def statement(self) -> dict[str, sp.Expr]:
+        """The claim's parts (the SymPy statement)."""
+        return dict(self.claim)
+
+    def _certify(self, name: str, claim: Claim, want: Status) -> Certificate:
+        start = time.perf_counter()
+        verdict = self.check(claim, seed=_seed(self.id + name))
+        seconds = time.perf_counter() - start
+        return Certificate(name, verdict.status is want, verdict.status, verdict.method,
+                           seconds, verdict.residual, verdict.witness)
+
+    def check_claim(self) -> Certificate:
+        """Check the identity itself (and that its display forms equal it); passed means proved."""
+        cert = self._certify(self.id, self.claim, Status.PROVED)
+        if self.display is None or not cert.passed:
+            return cert
+        start = time.perf_counter()
+        same = equal({k: self.claim[k] for k in self.display}, "display form equals claim",
+                     definitions=self.check.definitions)(self.display, seed=_seed(self.id))
+        seconds = cert.seconds + time.perf_counter() - start
+        if same.status is Status.PROVED:
+            return Certificate(cert.name, True, cert.status, cert.method + "; display form checked",
+                               seconds)
+        return Certificate(cert.name, False, same.status, "display form differs from the claim",
+                           seconds, same.residual, same.witness)
+
+    def check_mutant(self, mutant: Mutant) -> Certificate:
+        """Check one mutant; passed means refuted."""
+        return self._certify(mutant.name, self.claim | mutant.claim, Status.REFUTED)
+
+    def verify(self) -> Report:
+        """Check the identity and every mutant."""
+        return Report(self, self.check_claim(), tuple(self.check_mutant(m) for m in self.mutants))
+
+
+def anchor(identity_id: str) -> str:
+    """The verification-page label of an identity id (dots become dashes)."""
+    return "verify-" + identity_id.replace(".", "-").replace("_", "-")
+
+
+def _seed(text: str) -> int:
+    # A stable seed (python's hash() is salted per process).
+    return sum((i + 1) * ord(c) for i, c in enumerate(text))
+
+
+class Registry:
+    """All identities of the book, in registration order."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, Identity] = {}
+
+    def add(self, identity: Identity) -> Identity:
+        if identity.id in self._items:
+            raise ValueError(f"identity {identity.id!r} is registered twice")
+        self._items[identity.id] = identity
+        return identity
+
+    def __getitem__(self, identity_id: str) -> Identity:
+        try:
+            return self._items[identity_id]
+        except KeyError:
+            raise KeyError(f"no identity {identity_id!r}; known: {sorted(self._items)}") from None
+
+    def __iter__(self):
+        return iter(self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def ids(self) -> list[str]:
+        return list(self._items)
+
+    def by_chapter(self, chapter: str) -> list[Identity]:
+        return [i for i in self if i.chapter == chapter]
+
+
+REGISTRY = Registry()
+register = REGISTRY.add
