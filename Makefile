@@ -51,6 +51,7 @@ _build/.sources.stamp: $(PKG_SOURCES)
 book: $(STAMP) $(MATHJAX) _build/.sources.stamp
 	$(VENV)/bin/jupyter-book build . $(JB_FLAGS) || { rm -rf _build/.doctrees _build/html; \
 	  echo "book build FAILED: _build/.doctrees and _build/html removed"; exit 1; }
+	$(PY) scripts/check_site.py
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -145,7 +145,27 @@ def write_page(app: Sphinx, config: Config) -> None:
         page.write_text(text)
 
 
+def unique_ids(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """Make HTML ids unique within a page.
+
+    sphinx-proof and sphinx-exercise give every proof, and the content of every theorem,
+    exercise and solution, the same id (``proof``, ``proof-content``, ...); repeated ids are
+    invalid HTML and break in-page links.  Later occurrences get a numbered suffix.
+    """
+    seen: set[str] = set()
+    for node in doctree.findall(nodes.Element):
+        ids = node.get("ids", [])
+        for k, ident in enumerate(ids):
+            if ident in seen:
+                n = 2
+                while f"{ident}-{n}" in seen:
+                    n += 1
+                ids[k] = f"{ident}-{n}"
+            seen.add(ids[k])
+
+
 def setup(app: Sphinx) -> dict:
     app.add_role("verified", verified_role)
+    app.connect("doctree-resolved", unique_ids)
     app.connect("config-inited", write_page, priority=100)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -8,6 +8,7 @@ from .device import as_tensor, check_finite, default_device, seed_everything
 from .distributions import Gaussian, GaussianMixture, eight_gaussians, mixture_1d
 from .nets import MLP, SinusoidalTimeEmbedding
 from .train import TrainResult, fit
+from .diffusion import GaussianParams, NoiseSchedule, cosine_beta_schedule, linear_beta_schedule
 
 __all__ = [
     # device
@@ -26,4 +27,9 @@ __all__ = [
     # train
     "TrainResult",
     "fit",
+    # diffusion
+    "GaussianParams",
+    "NoiseSchedule",
+    "cosine_beta_schedule",
+    "linear_beta_schedule",
 ]

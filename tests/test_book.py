@@ -1,0 +1,119 @@
+"""The book and the registry agree.
+
+* every file listed in ``_toc.yml`` exists (the verification page is generated at build time);
+* every identity registered for a chapter is glued in that chapter, labelled, and followed by
+  its ``{verified}`` mark;
+* every labelled display equation in ``book/`` is either glued from the registry or sits on the
+  short allowlist below of unchecked equations (definitions and notation).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from derivations import REGISTRY
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+GENERATED = {"book/verification"}  # written by derivations.sphinx when the book is built
+
+# Labelled display equations that are not identities: definitions and notation.  Keep it short;
+# its length is reported in the README.
+ALLOWLIST = {
+    "eq-ddpm-forward-step": "definition of the forward process",
+    "eq-ddpm-alphas": "notation alpha_t, alphabar_t",
+}
+
+FENCE = re.compile(r"^(`{3,}|:{3,})\{(?P<directive>[\w:-]+)\}[ \t]*(?P<arg>[^\n]*)\n(?P<body>.*?)^\1\s*$",
+                   re.MULTILINE | re.DOTALL)
+DOLLAR_LABEL = re.compile(r"\$\$\s*\((?P<label>[\w.-]+)\)")
+VERIFIED = re.compile(r"\{verified\}`(?P<id>[^`]+)`")
+
+
+def _toc_files(node) -> list[str]:
+    files = []
+    if isinstance(node, dict):
+        if "file" in node:
+            files.append(node["file"])
+        if "root" in node:
+            files.append(node["root"])
+        for value in node.values():
+            files += _toc_files(value)
+    elif isinstance(node, list):
+        for item in node:
+            files += _toc_files(item)
+    return files
+
+
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+TOC_FILES = list(dict.fromkeys(_toc_files(TOC)))
+PAGES = sorted(BOOK.glob("*.md"))
+
+
+def _equations(text: str) -> list[tuple[str, str | None, str | None, int]]:
+    """(directive, glue key, label, end offset) of every math block in a MyST page."""
+    out = []
+    for m in FENCE.finditer(text):
+        if m.group("directive") in {"math", "glue:math"}:
+            label = re.search(r"^:label:\s*(\S+)", m.group("body"), re.MULTILINE)
+            key = m.group("arg").strip() if m.group("directive") == "glue:math" else None
+            out.append((m.group("directive"), key, label and label.group(1), m.end()))
+        # equations nest inside theorems: look inside the body too
+        out += [(d, k, lab, m.start("body") + end) for d, k, lab, end in _equations(m.group("body"))]
+    return out
+
+
+@pytest.mark.parametrize("docname", TOC_FILES)
+def test_toc_file_exists(docname: str) -> None:
+    assert docname in GENERATED or (ROOT / f"{docname}.md").exists(), f"{docname} is in _toc.yml but missing"
+
+
+def test_chapters_of_identities_are_in_the_toc() -> None:
+    for identity in REGISTRY:
+        assert f"book/{identity.chapter}" in TOC_FILES, f"{identity.id}: chapter {identity.chapter} not in _toc.yml"
+
+
+@pytest.mark.parametrize("identity", list(REGISTRY), ids=lambda i: i.id)
+def test_identity_is_glued_in_its_chapter_with_its_mark(identity) -> None:
+    text = (BOOK / f"{identity.chapter}.md").read_text()
+    glued = [(key, label, end) for d, key, label, end in _equations(text) if key == identity.id]
+    assert glued, f"{identity.id} is registered for {identity.chapter} but not glued there"
+    for _, label, end in glued:
+        assert label, f"glued {identity.id} has no :label:"
+        following = text[end:end + 200]
+        mark = VERIFIED.search(following)
+        assert mark and mark.group("id") == identity.id, f"glued {identity.id} lacks its {{verified}} mark"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_labelled_equations_are_glued_or_allowlisted(page: Path) -> None:
+    text = page.read_text()
+    for directive, key, label, _ in _equations(text):
+        if directive == "glue:math":
+            assert key in REGISTRY.ids(), f"{page.name}: glued {key!r} is not a registered identity"
+        elif label is not None:
+            assert label in ALLOWLIST, f"{page.name}: labelled equation {label!r} is neither glued nor allowlisted"
+    for m in DOLLAR_LABEL.finditer(text):
+        assert m.group("label") in ALLOWLIST, f"{page.name}: $$-equation {m.group('label')!r} not allowlisted"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_verified_marks_name_registered_identities(page: Path) -> None:
+    for m in VERIFIED.finditer(page.read_text()):
+        assert m.group("id") in REGISTRY.ids(), f"{page.name}: {{verified}} of unknown {m.group('id')!r}"
+
+
+def test_allowlist_entries_are_used() -> None:
+    labels = {label for p in PAGES for _, _, label, _ in _equations(p.read_text())}
+    assert set(ALLOWLIST) <= labels, f"stale allowlist entries: {set(ALLOWLIST) - labels}"
+
+
+def test_coverage_parser_sees_the_equations() -> None:
+    # The parser must find the nested glue blocks; otherwise the tests above would pass vacuously.
+    text = (BOOK / "ddpm_forward.md").read_text()
+    keys = {key for _, key, _, _ in _equations(text) if key}
+    assert {"ddpm.forward.marginal", "ddpm.posterior"} <= keys
