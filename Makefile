@@ -49,7 +49,8 @@ _build/.sources.stamp: $(PKG_SOURCES)
 # A failed build deletes the doctrees and the HTML, so the next build re-reads and re-executes
 # everything instead of reporting success over stale pages.
 book: $(STAMP) $(MATHJAX) _build/.sources.stamp
-	$(VENV)/bin/jupyter-book build . $(JB_FLAGS) || { rm -rf _build/.doctrees _build/html; \
+	@echo "jupyter-book build . $(JB_FLAGS)"
+	@$(VENV)/bin/jupyter-book build . $(JB_FLAGS) || { rm -rf _build/.doctrees _build/html; \
 	  echo "book build FAILED: _build/.doctrees and _build/html removed"; exit 1; }
 	$(PY) scripts/check_site.py
 
