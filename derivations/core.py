@@ -193,7 +193,11 @@ class Check:
             for r in residuals:
                 value = sp.N(r.xreplace(point), 50)
                 if value.is_number and value != 0 and abs(value) > sp.Float("1e-30", 50):
-                    witness = {str(k): str(v) for k, v in point.items()}
+                    # Report the point in the identity's own symbols: the auxiliary ones that
+                    # the definitions introduce (a = sqrt(alpha_t)) are replaced by their effect.
+                    aux = set().union(*(sp.sympify(v).free_symbols for v in self.definitions.values()))
+                    aux -= set(self.definitions)
+                    witness = {str(k): str(v) for k, v in point.items() if k not in aux}
                     for name, value_ in self.defined_values(point).items():
                         witness.setdefault(name, value_)
                     witness["residual"] = str(sp.N(value, 8))

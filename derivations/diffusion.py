@@ -110,7 +110,7 @@ def _marginal_residuals(claim: Claim) -> list[sp.Expr]:
 
 marginal = register(Identity(
     id="ddpm.forward.marginal",
-    title="The forward process in one step: q(x_t | x_0)",
+    title=r"The forward process in one step, $q(x_t \mid x_0)$",
     chapter="ddpm_forward",
     claim={"mean": sp.sqrt(alphabar_t) * x0, "variance": 1 - alphabar_t},
     check=Check(
@@ -122,11 +122,11 @@ marginal = register(Identity(
     assumptions=ASSUMPTIONS,
     mutants=(
         Mutant("mean_without_sqrt", {"mean": alphabar_t * x0},
-               "The mean scaled by alphabar_t instead of its square root."),
+               r"The mean scaled by $\bar\alpha_t$ instead of its square root."),
         Mutant("variance_last_step_only", {"variance": 1 - alpha_t},
-               "Only the last step's noise counted: variance 1 - alpha_t = beta_t."),
+               r"Only the last step's noise counted: variance $1 - \alpha_t = \beta_t$."),
         Mutant("std_for_variance", {"variance": sp.sqrt(1 - alphabar_t)},
-               "The standard deviation sqrt(1 - alphabar_t) written where the variance belongs."),
+               r"The standard deviation $\sqrt{1 - \bar\alpha_t}$ written where the variance belongs."),
     ),
     references=("ho2020denoising", "sohl2015deep"),
     display={"mean": _mul(sp.sqrt(alphabar_t), x0)},
@@ -152,7 +152,7 @@ def _posterior_residuals(claim: Claim) -> list[sp.Expr]:
 
 posterior = register(Identity(
     id="ddpm.posterior",
-    title="The forward posterior q(x_{t-1} | x_t, x_0)",
+    title=r"The forward posterior $q(x_{t-1} \mid x_t, x_0)$",
     chapter="ddpm_forward",
     claim={"mean": mean_coef_x0 * x0 + mean_coef_xt * xt, "variance": posterior_variance},
     check=Check(
@@ -169,10 +169,10 @@ posterior = register(Identity(
     mutants=(
         Mutant("swapped_mean_coefficients",
                {"mean": mean_coef_xt * x0 + mean_coef_x0 * xt},
-               "The coefficients of x_0 and x_t exchanged."),
+               r"The coefficients of $x_0$ and $x_t$ exchanged."),
         Mutant("x0_coefficient_index_slip",
                {"mean": sp.sqrt(alphabar_t) * beta_t / (1 - alphabar_t) * x0 + mean_coef_xt * xt},
-               "sqrt(alphabar_t) in place of sqrt(alphabar_{t-1}) in the coefficient of x_0.",
+               r"$\sqrt{\bar\alpha_t}$ in place of $\sqrt{\bar\alpha_{t-1}}$ in the coefficient of $x_0$.",
                source="Lil'Log, \"What are diffusion models?\" (an earlier revision; "
                       "corrected since)"),
         Mutant("variance_inverted_ratio",
@@ -180,7 +180,7 @@ posterior = register(Identity(
                "The ratio in the posterior variance turned upside down."),
         Mutant("variance_is_beta",
                {"variance": beta_t},
-               "beta_t, the forward step's variance, taken for the posterior variance "
+               r"$\beta_t$, the forward step's variance, taken for the posterior variance "
                "(a valid choice of sampling variance in DDPM, but not the posterior's)."),
     ),
     references=("ho2020denoising",),
@@ -200,7 +200,7 @@ x0_from_eps = (xt - sp.sqrt(1 - alphabar_t) * eps) / sp.sqrt(alphabar_t)
 
 mean_eps = register(Identity(
     id="ddpm.posterior.mean_eps",
-    title="The posterior mean written with the noise epsilon",
+    title=r"The posterior mean written with the noise $\epsilon$",
     chapter="ddpm_forward",
     claim={"mean": (xt - beta_t / sp.sqrt(1 - alphabar_t) * eps) / sp.sqrt(alpha_t)},
     check=equal(
@@ -214,10 +214,10 @@ mean_eps = register(Identity(
     mutants=(
         Mutant("missing_inverse_sqrt_alpha",
                {"mean": xt - beta_t / sp.sqrt(1 - alphabar_t) * eps},
-               "The factor 1 / sqrt(alpha_t) dropped."),
+               r"The factor $1/\sqrt{\alpha_t}$ dropped."),
         Mutant("variance_for_std",
                {"mean": (xt - beta_t / (1 - alphabar_t) * eps) / sp.sqrt(alpha_t)},
-               "1 - alphabar_t where its square root belongs."),
+               r"$1 - \bar\alpha_t$ where its square root belongs."),
         Mutant("plus_sign",
                {"mean": (xt + beta_t / sp.sqrt(1 - alphabar_t) * eps) / sp.sqrt(alpha_t)},
                "The noise added instead of removed."),
@@ -240,7 +240,7 @@ _score = sp.diff(_log_normal(xt, sp.sqrt(alphabar_t) * x0, 1 - alphabar_t), xt)
 
 score = register(Identity(
     id="ddpm.forward.score",
-    title="The score of q(x_t | x_0) is minus the noise over its standard deviation",
+    title=r"The score of $q(x_t \mid x_0)$ is minus the noise over its standard deviation",
     chapter="ddpm_forward",
     claim={"score": -eps / sp.sqrt(1 - alphabar_t)},
     check=equal(
@@ -252,11 +252,11 @@ score = register(Identity(
                  "x_t = sqrt(alphabar_t) x_0 + sqrt(1 - alphabar_t) epsilon"),
     mutants=(
         Mutant("score_sign", {"score": eps / sp.sqrt(1 - alphabar_t)},
-               "The sign of the score flipped: +epsilon / sqrt(1 - alphabar_t).",
+               r"The sign of the score flipped: $+\epsilon / \sqrt{1 - \bar\alpha_t}$.",
                source="source notes 002 (score matching lecture, the DDPM section)"),
         Mutant("variance_for_std", {"score": -eps / (1 - alphabar_t)},
-               "Divided by the variance instead of the standard deviation (-z / sigma^2 for "
-               "-z / sigma, where z is the standardised noise).",
+               r"Divided by the variance instead of the standard deviation ($-z/\sigma^2$ for "
+               r"$-z/\sigma$, where $z$ is the standardised noise).",
                source="readers' question on score_sde_pytorch (issue 26)"),
     ),
     references=("ho2020denoising", "song2021score"),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 from docutils import nodes
@@ -31,6 +32,26 @@ logger = logging.getLogger(__name__)
 
 PAGE = "book/verification"
 """Docname of the generated verification page (relative to the book root)."""
+
+ERRATA = "book/errata"
+"""Docname of the generated errata appendix."""
+
+_VALIDATES = re.compile(
+    r"@pytest\.mark\.validates\((?P<ids>[^)]*)\)\s*\n(?:\s*@[^\n]*\n)*\s*def (?P<test>test_\w+)")
+
+
+def scan_validations(tests_dir: Path) -> dict[str, list[str]]:
+    """Map identity id -> numeric tests marked ``@pytest.mark.validates("id", ...)``.
+
+    The tests are found by reading the test files (no test is run), so the verification page can
+    say where each identity's code is validated.
+    """
+    found: dict[str, list[str]] = {}
+    for path in sorted(tests_dir.glob("test_*.py")):
+        for m in _VALIDATES.finditer(path.read_text()):
+            for identity_id in re.findall(r"[\"']([^\"']+)[\"']", m.group("ids")):
+                found.setdefault(identity_id, []).append(f"tests/{path.name}::{m.group('test')}")
+    return found
 
 
 def verified_role(name, rawtext, text, lineno, inliner, options=None, content=None):
@@ -75,8 +96,10 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render_page(rows: list[dict]) -> str:
+def render_page(rows: list[dict], validations: dict[str, list[str]] | None = None) -> str:
     """The verification page as MyST markdown."""
+    validations = validations or {}
+    n_num = len({t for tests in validations.values() for t in tests})
     n_mut = sum(len(r["mutants"]) for r in rows)
     n_ref = sum(m["refuted"] for r in rows for m in r["mutants"])
     n_ok = sum(r["status"] == "verified" for r in rows)
@@ -92,18 +115,20 @@ def render_page(rows: list[dict]) -> str:
         "domain where the residual is non-zero.  Run `python -m derivations` to reproduce it.",
         "",
         f"**{n_ok} of {len(rows)} identities verified; {n_ref} of {n_mut} mutants refuted; "
-        f"{seconds:.2f} s of checking in all.**  The numeric validations of the code against "
-        "these identities run in the test suite (`make test`).",
+        f"{seconds:.2f} s of checking in all; {n_num} numeric tests validate the reference code "
+        "against these identities** (they run in the test suite, `make test`).  Mutants seen in "
+        "the literature or in the source notes are collected in the {doc}`errata appendix "
+        "</book/errata>`.",
         "",
-        "| Identity | Chapter | Status | Mutants refuted | Seconds |",
-        "| --- | --- | --- | --- | --- |",
+        "| Identity | Chapter | Status | Mutants refuted | Numeric tests | Seconds |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         refuted = sum(m["refuted"] for m in r["mutants"])
         mark = "\u2714 verified" if r["status"] == "verified" else "\u2718 FAILED"
         lines.append(
             f"| {{ref}}`{r['id']} <{anchor(r['id'])}>` | {{doc}}`/book/{r['chapter']}` | {mark} | "
-            f"{refuted}/{len(r['mutants'])} | {r['seconds']:.3f} |")
+            f"{refuted}/{len(r['mutants'])} | {len(validations.get(r['id'], []))} | {r['seconds']:.3f} |")
     for r in rows:
         lines += [
             "",
@@ -119,6 +144,8 @@ def render_page(rows: list[dict]) -> str:
             f"- **Status:** {r['status']} ({r['check']}) in {r['seconds']:.3f} s",
             f"- **Method:** {r['method']}",
             "- **Assumptions:** " + "; ".join(f"`{a}`" for a in r["assumptions"]),
+            "- **Code validated by:** " + (", ".join(f"`{t}`" for t in validations.get(r["id"], []))
+                                           or "no numeric test (a statement about the math only)"),
             "",
             "| Mutant | What is wrong | Seen in | Refuted | Witness |",
             "| --- | --- | --- | --- | --- |",
@@ -134,15 +161,71 @@ def render_page(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_errata(rows: list[dict]) -> str:
+    """The errata appendix: every mutant with a source, beside the correct statement."""
+    lines = [
+        "(errata)=",
+        "# Errata: mistakes the checks refute",
+        "",
+        "Derivations in papers, blog posts and lecture notes contain mistakes, and some of them are "
+        "copied from one text to the next.  Each mistake below was seen in the source named, is "
+        "registered in `derivations/` as a *mutant* of the correct identity, and is refuted by the "
+        "same check that proves the identity: the residual of the wrong statement is non-zero at "
+        "the rational point shown.  Most sources have since been corrected; they are named so a "
+        "reader who meets the wrong form can recognise it.  This page is generated from the "
+        "registry when the book is built.",
+        "",
+    ]
+    count = sum(1 for r in rows for m in r["mutants"] if m["source"])
+    lines += [f"**{count} mistakes are listed.**", ""]
+    for r in rows:
+        for m in r["mutants"]:
+            if not m["source"]:
+                continue
+            witness = dict(m["witness"] or {})
+            residual = witness.pop("residual", "?")
+            point = ", ".join(f"`{k} = {v}`" for k, v in witness.items())
+            lines += [
+                f"(errata-{anchor(r['id'])[len('verify-'):]}-{m['name'].replace('_', '-')})=",
+                f"## {r['title']}: `{m['name']}`",
+                "",
+                f"**Seen in:** {m['source']}.  **What is wrong:** {m['description']}",
+                "",
+                "The wrong statement:",
+                "",
+                "```{math}",
+                m["latex"],
+                "```",
+                "",
+                f"The correct statement ({{ref}}`{r['id']} <{anchor(r['id'])}>`, "
+                f"stated in {{doc}}`/book/{r['chapter']}`):",
+                "",
+                "```{math}",
+                r["latex"],
+                "```",
+                "",
+                f"**Refuted** ({'yes' if m['refuted'] else 'NO'}) by the check *{r['method']}*: "
+                f"at {point} the residual is {residual}.",
+                "",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
 def write_page(app: Sphinx, config: Config) -> None:
     rows = load_report(Path(app.outdir).parent / ".verification")
     for r in rows:
         if r["status"] != "verified":
             logger.warning(f"identity {r['id']} failed verification: {r['check']}")
-    page = Path(app.srcdir) / f"{PAGE}.md"
-    text = render_page(rows)
-    if not page.exists() or page.read_text() != text:
-        page.write_text(text)
+    validations = scan_validations(Path(app.srcdir) / "tests")
+    for identity_id in sorted(set(validations) - {r["id"] for r in rows}):
+        logger.warning(f"tests mark validates({identity_id!r}), which is not a registered identity")
+    _write_if_changed(Path(app.srcdir) / f"{PAGE}.md", render_page(rows, validations))
+    _write_if_changed(Path(app.srcdir) / f"{ERRATA}.md", render_errata(rows))
 
 
 def unique_ids(app: Sphinx, doctree: nodes.document, docname: str) -> None:

@@ -16,10 +16,11 @@ import pytest
 import yaml
 
 from derivations import REGISTRY
+from derivations.sphinx import scan_validations
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
-GENERATED = {"book/verification"}  # written by derivations.sphinx when the book is built
+GENERATED = {"book/verification", "book/errata"}  # written by derivations.sphinx when the book is built
 
 # Labelled display equations that are not identities: definitions and notation.  Keep it short;
 # its length is reported in the README.
@@ -117,3 +118,18 @@ def test_coverage_parser_sees_the_equations() -> None:
     text = (BOOK / "ddpm_forward.md").read_text()
     keys = {key for _, key, _, _ in _equations(text) if key}
     assert {"ddpm.forward.marginal", "ddpm.posterior"} <= keys
+
+
+def test_validation_markers_name_registered_identities() -> None:
+    found = scan_validations(ROOT / "tests")
+    assert found, "no test is marked @pytest.mark.validates"
+    unknown = set(found) - set(REGISTRY.ids())
+    assert not unknown, f"validates() names unknown identities {unknown}"
+
+
+def test_every_identity_with_code_is_validated() -> None:
+    # The DDPM identities are implemented in gencode.diffusion: each must have a numeric test.
+    found = scan_validations(ROOT / "tests")
+    for identity in REGISTRY:
+        if identity.id.startswith("ddpm."):
+            assert found.get(identity.id), f"{identity.id} has no test marked validates({identity.id!r})"

@@ -69,6 +69,7 @@ def test_schedule_buffers_match_independent_recomputation(sched: NoiseSchedule) 
     np.testing.assert_allclose(_np(sched.betas), s["beta"], rtol=RTOL, atol=1e-18)
 
 
+@pytest.mark.validates("ddpm.forward.marginal")
 def test_marginal_matches_registry(sched: NoiseSchedule, batch: dict) -> None:
     s = _independent_linear_schedule()
     t = _np(batch["t"])
@@ -95,11 +96,13 @@ def _posterior_errors(sched: NoiseSchedule, batch: dict, claim: dict) -> tuple[f
     return float(err_mean), float(err_var)
 
 
+@pytest.mark.validates("ddpm.posterior")
 def test_posterior_matches_registry(sched: NoiseSchedule, batch: dict) -> None:
     err_mean, err_var = _posterior_errors(sched, batch, d.posterior.claim)
     assert err_mean < RTOL and err_var < RTOL
 
 
+@pytest.mark.validates("ddpm.posterior")
 @pytest.mark.parametrize("mutant", d.posterior.mutants, ids=lambda m: m.name)
 def test_posterior_comparison_rejects_every_mutant(sched: NoiseSchedule, batch: dict, mutant) -> None:
     # The numeric comparison has teeth: each wrong claim is far outside the tolerance.
@@ -107,6 +110,7 @@ def test_posterior_comparison_rejects_every_mutant(sched: NoiseSchedule, batch: 
     assert max(errors) > 1e-4
 
 
+@pytest.mark.validates("ddpm.posterior")
 @pytest.mark.parametrize("buffer", ["posterior_mean_coef_x0", "posterior_mean_coef_xt", "posterior_variance"])
 def test_posterior_comparison_rejects_a_broken_coefficient(sched: NoiseSchedule, batch: dict,
                                                            buffer: str) -> None:
@@ -115,6 +119,7 @@ def test_posterior_comparison_rejects_a_broken_coefficient(sched: NoiseSchedule,
     assert max(_posterior_errors(sched, batch, d.posterior.claim)) > RTOL
 
 
+@pytest.mark.validates("ddpm.posterior")
 def test_posterior_variance_for_ddpm_linear_schedule(sched: NoiseSchedule) -> None:
     # Independent recomputation of beta_tilde for the linear schedule 1e-4 .. 0.02, T = 1000.
     s = _independent_linear_schedule()
@@ -126,6 +131,7 @@ def test_posterior_variance_for_ddpm_linear_schedule(sched: NoiseSchedule) -> No
     np.testing.assert_allclose(want, registry, rtol=RTOL)
 
 
+@pytest.mark.validates("ddpm.posterior.mean_eps")
 def test_posterior_mean_from_noise_matches_registry(sched: NoiseSchedule, batch: dict) -> None:
     s = _independent_linear_schedule()
     t = _np(batch["t"])
@@ -134,6 +140,7 @@ def test_posterior_mean_from_noise_matches_registry(sched: NoiseSchedule, batch:
     np.testing.assert_allclose(_np(got), _fn(d.mean_eps.claim["mean"])(*args), rtol=RTOL, atol=1e-13)
 
 
+@pytest.mark.validates("ddpm.posterior.mean_eps")
 def test_two_forms_of_posterior_mean_agree(sched: NoiseSchedule, batch: dict) -> None:
     xt = sched.q_sample(batch["x0"], batch["t"], noise=batch["eps"])
     via_x0 = sched.q_posterior(batch["x0"], xt, batch["t"]).mean
@@ -144,6 +151,7 @@ def test_two_forms_of_posterior_mean_agree(sched: NoiseSchedule, batch: dict) ->
                                rtol=0, atol=1e-9)  # division by sqrt(alphabar_T) ~ 6e-3 amplifies
 
 
+@pytest.mark.validates("ddpm.forward.score")
 def test_score_matches_registry_and_autograd(sched: NoiseSchedule, batch: dict) -> None:
     s = _independent_linear_schedule()
     t = _np(batch["t"])
@@ -159,6 +167,7 @@ def test_score_matches_registry_and_autograd(sched: NoiseSchedule, batch: dict) 
                                rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.validates("ddpm.forward.marginal")
 @pytest.mark.parametrize("t_steps", [1, 10, 100])
 def test_iterated_one_step_chain_has_closed_form_moments(device: torch.device, t_steps: int) -> None:
     """Iterating q(x_s | x_{s-1}) t times gives N(sqrt(abar_t) x_0, 1 - abar_t), by Monte Carlo."""
