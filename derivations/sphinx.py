@@ -216,6 +216,12 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.write_text(text)
 
 
+def theme_defaults(app: Sphinx, config: Config) -> None:
+    """An explicit default colour mode for the theme's templates (``html_context``), without
+    which the theme logs a console error on a reader's first visit."""
+    config.html_context = {"default_mode": "auto", **(config.html_context or {})}
+
+
 def write_page(app: Sphinx, config: Config) -> None:
     rows = load_report(Path(app.outdir).parent / ".verification")
     for r in rows:
@@ -247,8 +253,26 @@ def unique_ids(app: Sphinx, doctree: nodes.document, docname: str) -> None:
             seen.add(ids[k])
 
 
+def dedupe_scripts(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    """Drop repeated ``<script>`` entries (sphinx-thebe adds its inline configuration twice,
+    which redeclares a ``const`` and is a console error in every page)."""
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen, unique = set(), []
+    for script in scripts:
+        key = (getattr(script, "filename", str(script)) or "",  # None and "" both mean inline
+               tuple(sorted(getattr(script, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    scripts[:] = unique
+
+
 def setup(app: Sphinx) -> dict:
+    app.connect("html-page-context", dedupe_scripts, priority=100)  # emit_firstresult may stop early
     app.add_role("verified", verified_role)
     app.connect("doctree-resolved", unique_ids)
     app.connect("config-inited", write_page, priority=100)
+    app.connect("config-inited", theme_defaults)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}
