@@ -11,11 +11,12 @@ MATHJAX  := book/_static/mathjax/tex-chtml.js
 PKG_SOURCES := $(wildcard derivations/*.py gencode/*.py)
 JB_FLAGS := --builder html -W -n --keep-going
 
-.PHONY: help venv book test report serve bench-build clean clean-book
+.PHONY: help venv book test browser-test report serve bench-build clean clean-book
 
 help:
 	@echo "make book         install (if needed) and build the website into _build/html"
 	@echo "make test         install (if needed) and run every symbolic, mutant and numeric test"
+	@echo "make browser-test open every built page in headless Chromium (needs chromium)"
 	@echo "make report       print the verification report (python -m derivations)"
 	@echo "make serve        serve _build/html on http://127.0.0.1:8000"
 	@echo "make bench-build  time the symbolic suite, the tests, a cold and a no-change book build"
@@ -56,6 +57,11 @@ book: $(STAMP) $(MATHJAX) _build/.sources.stamp
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The browser test also runs inside `make test` when Chromium and a built site exist; here a
+# missing browser or site is a failure, not a skip.
+browser-test: $(STAMP)
+	REQUIRE_BROWSER=1 $(PY) -m pytest tests/test_browser.py
 
 report: $(STAMP)
 	$(PY) -m derivations

@@ -22,6 +22,7 @@ class _Page(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.ids: Counter[str] = Counter()
+        self.links: list[str] = []
         self.marks = 0
         self.numbered_math = 0
 
@@ -29,11 +30,37 @@ class _Page(HTMLParser):
         a = dict(attrs)
         if a.get("id"):
             self.ids[a["id"]] += 1
+        if tag == "a" and a.get("href"):
+            self.links.append(a["href"])
         classes = (a.get("class") or "").split()
         if tag == "span" and "verified" in classes:
             self.marks += 1
         if tag == "span" and "eqno" in classes:
             self.numbered_math += 1
+
+
+def check_internal_links(pages: dict[Path, _Page]) -> list[str]:
+    """Every internal link resolves to a file of the site, and its anchor to an id there.
+
+    External links (with a scheme) are not followed: the build machine has no network.
+    """
+    problems = []
+    for page, parsed in pages.items():
+        for href in parsed.links:
+            if ":" in href.split("#")[0] or href.startswith(("mailto:", "javascript:")):
+                continue
+            path, _, fragment = href.partition("#")
+            target = (page.parent / path.split("?")[0]).resolve() if path else page
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.exists():
+                problems.append(f"{page.relative_to(SITE.resolve())}: broken link {href}")
+                continue
+            if fragment and target.suffix == ".html":
+                ids = pages[target].ids if target in pages else None
+                if ids is not None and fragment not in ids:
+                    problems.append(f"{page.relative_to(SITE.resolve())}: missing anchor {href}")
+    return problems
 
 
 def main() -> int:
@@ -42,6 +69,7 @@ def main() -> int:
         return 1
     problems = []
     pages = sorted(SITE.rglob("*.html"))
+    parsed_pages: dict[Path, _Page] = {}
     for page in pages:
         text = page.read_text(errors="replace")
         rel = page.relative_to(SITE)
@@ -50,6 +78,7 @@ def main() -> int:
                 problems.append(f"{rel}: contains {marker!r}")
         parsed = _Page()
         parsed.feed(text)
+        parsed_pages[page.resolve()] = parsed
         dupes = [i for i, n in parsed.ids.items() if n > 1]
         if dupes:
             problems.append(f"{rel}: duplicate HTML ids {dupes[:5]}")
@@ -60,6 +89,7 @@ def main() -> int:
                 problems.append(f"{rel}: {parsed.marks} verified marks for {expected} identities")
             if parsed.numbered_math < expected:
                 problems.append(f"{rel}: {parsed.numbered_math} numbered equations for {expected} identities")
+    problems += check_internal_links(parsed_pages)
     for p in problems:
         print("site check:", p)
     print(f"site check: {len(pages)} pages, {len(problems)} problems")
