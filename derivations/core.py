@@ -258,6 +258,10 @@ class GaussianFactor:
     def exponent(self) -> sp.Expr:
         return -self.power * (self.x - self.mean) ** 2 / (2 * self.variance)
 
+    def log_density(self) -> sp.Expr:
+        """``power * log N(x; mean, variance)``."""
+        return self.exponent() - self.power * sp.log(2 * sp.pi * self.variance) / 2
+
 
 def gaussian_product_residuals(lhs: Sequence[GaussianFactor],
                                rhs: Sequence[GaussianFactor]) -> list[sp.Expr]:

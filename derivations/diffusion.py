@@ -232,11 +232,7 @@ mean_eps = register(Identity(
 # 4. The score of the one-step marginal.
 
 
-def _log_normal(x: sp.Expr, mean: sp.Expr, variance: sp.Expr) -> sp.Expr:
-    return -(x - mean) ** 2 / (2 * variance) - sp.log(2 * sp.pi * variance) / 2
-
-
-_score = sp.diff(_log_normal(xt, sp.sqrt(alphabar_t) * x0, 1 - alphabar_t), xt)
+_score = sp.diff(GaussianFactor(xt, sp.sqrt(alphabar_t) * x0, 1 - alphabar_t).log_density(), xt)
 
 score = register(Identity(
     id="ddpm.forward.score",

@@ -139,6 +139,7 @@ class NoiseSchedule(nn.Module):
     alphas_cumprod: torch.Tensor
     alphas_cumprod_prev: torch.Tensor
     sqrt_alphas_cumprod: torch.Tensor
+    one_minus_alphas_cumprod: torch.Tensor
     sqrt_one_minus_alphas_cumprod: torch.Tensor
     sqrt_recip_alphas: torch.Tensor
     posterior_variance: torch.Tensor
@@ -170,6 +171,7 @@ class NoiseSchedule(nn.Module):
         self.register_buffer("alphas_cumprod", alphas_cumprod)
         self.register_buffer("alphas_cumprod_prev", alphas_cumprod_prev)
         self.register_buffer("sqrt_alphas_cumprod", alphas_cumprod.sqrt())
+        self.register_buffer("one_minus_alphas_cumprod", 1 - alphas_cumprod)
         self.register_buffer("sqrt_one_minus_alphas_cumprod", (1 - alphas_cumprod).sqrt())
         self.register_buffer("sqrt_recip_alphas", alphas.rsqrt())
         self.register_buffer("posterior_variance", posterior_variance)
@@ -250,7 +252,7 @@ class NoiseSchedule(nn.Module):
             The mean, shape (B, ...), and variance, shape (B, 1, ..., 1).
         """
         t = self._index(t, x0, "x0")
-        variance = self._at(1 - self.alphas_cumprod, t, x0)
+        variance = self._at(self.one_minus_alphas_cumprod, t, x0)
         return GaussianParams(self._at(self.sqrt_alphas_cumprod, t, x0) * x0, variance,
                               variance.log())
 
@@ -360,4 +362,4 @@ class NoiseSchedule(nn.Module):
         self._index(t, x0, "x0")
         t = self._index(t, xt, "xt")
         return -(xt - self._at(self.sqrt_alphas_cumprod, t, xt) * x0) / self._at(
-            1 - self.alphas_cumprod, t, xt)
+            self.one_minus_alphas_cumprod, t, xt)

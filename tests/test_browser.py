@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright import sync_api as playwright  # a test dependency (pyproject [test])
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
@@ -31,9 +32,6 @@ REQUIRED = os.environ.get("REQUIRE_BROWSER") == "1"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SKIP_PAGES = {"genindex.html", "search.html", "prf-prf.html", "index.html"}  # generated, not content
-
-playwright = pytest.importorskip("playwright.sync_api")
-
 
 def _missing() -> str | None:
     if CHROMIUM is None:
