@@ -4,7 +4,9 @@ Importing the package registers every topic module's identities in :data:`REGIST
 ``python -m derivations`` prints the verification report.
 """
 
-from . import diffusion  # noqa: F401  (registers the DDPM identities)
+import importlib
+import pkgutil
+
 from .core import (
     REGISTRY,
     Certificate,
@@ -24,6 +26,14 @@ __all__ = [
     "REGISTRY", "Certificate", "Check", "Identity", "Mutant", "Registry", "Report", "Status",
     "anchor", "equal", "register", "sym", "verify_all",
 ]
+
+
+# Importing a topic module registers its identities.  Every module of the package except the
+# infrastructure below is a topic module, so adding a topic is adding a file.
+_INFRASTRUCTURE = {"core", "book", "sphinx", "__main__"}
+TOPICS = sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in _INFRASTRUCTURE)
+for _name in TOPICS:
+    importlib.import_module(f"{__name__}.{_name}")
 
 
 def verify_all(ids: list[str] | None = None) -> list[Report]:

@@ -408,6 +408,8 @@ class Identity:
         display: optional display forms of the claim's parts, written as a person would
             (``evaluate=False``) and printed as written; their equality with the claim is part
             of the check.
+        code: the ``gencode`` objects that implement the identity (``"gencode.diffusion.q_posterior"``);
+            each identity that names code must have a test marked ``@pytest.mark.validates(id)``.
     """
 
     id: str
@@ -420,6 +422,7 @@ class Identity:
     mutants: tuple[Mutant, ...]
     references: tuple[str, ...] = ()
     display: Claim | None = None
+    code: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.mutants:

@@ -111,7 +111,7 @@ def _marginal_residuals(claim: Claim) -> list[sp.Expr]:
 marginal = register(Identity(
     id="ddpm.forward.marginal",
     title=r"The forward process in one step, $q(x_t \mid x_0)$",
-    chapter="ddpm_forward",
+    chapter="ddpm",
     claim={"mean": sp.sqrt(alphabar_t) * x0, "variance": 1 - alphabar_t},
     check=Check(
         "induction on t (base t = 1, step t-1 -> t) on Gaussian moments; rational cancel",
@@ -129,6 +129,7 @@ marginal = register(Identity(
                r"The standard deviation $\sqrt{1 - \bar\alpha_t}$ written where the variance belongs."),
     ),
     references=("ho2020denoising", "sohl2015deep"),
+    code=("gencode.diffusion.NoiseSchedule.q_mean_variance", "gencode.diffusion.NoiseSchedule.q_sample"),
     display={"mean": _mul(sp.sqrt(alphabar_t), x0)},
 ))
 
@@ -153,7 +154,7 @@ def _posterior_residuals(claim: Claim) -> list[sp.Expr]:
 posterior = register(Identity(
     id="ddpm.posterior",
     title=r"The forward posterior $q(x_{t-1} \mid x_t, x_0)$",
-    chapter="ddpm_forward",
+    chapter="ddpm",
     claim={"mean": mean_coef_x0 * x0 + mean_coef_xt * xt, "variance": posterior_variance},
     check=Check(
         "Bayes' rule; completing the square: coefficients in (x_{t-1}, x_t, x_0) compared, "
@@ -184,6 +185,7 @@ posterior = register(Identity(
                "(a valid choice of sampling variance in DDPM, but not the posterior's)."),
     ),
     references=("ho2020denoising",),
+    code=("gencode.diffusion.NoiseSchedule.q_posterior",),
     display={
         "mean": sp.Add(_mul(_frac(_mul(sp.sqrt(alphabar_tm1), beta_t), 1 - alphabar_t), x0),
                        _mul(_frac(_mul(sp.sqrt(alpha_t), 1 - alphabar_tm1), 1 - alphabar_t), xt),
@@ -201,7 +203,7 @@ x0_from_eps = (xt - sp.sqrt(1 - alphabar_t) * eps) / sp.sqrt(alphabar_t)
 mean_eps = register(Identity(
     id="ddpm.posterior.mean_eps",
     title=r"The posterior mean written with the noise $\epsilon$",
-    chapter="ddpm_forward",
+    chapter="ddpm",
     claim={"mean": (xt - beta_t / sp.sqrt(1 - alphabar_t) * eps) / sp.sqrt(alpha_t)},
     check=equal(
         {"mean": posterior.claim["mean"].xreplace({x0: x0_from_eps})},
@@ -223,6 +225,7 @@ mean_eps = register(Identity(
                "The noise added instead of removed."),
     ),
     references=("ho2020denoising",),
+    code=("gencode.diffusion.NoiseSchedule.posterior_mean_from_noise",),
     display={"mean": _mul(sp.UnevaluatedExpr(1 / sp.sqrt(alpha_t)),
                           sp.Add(xt, -_mul(_frac(beta_t, sp.sqrt(1 - alphabar_t)), eps),
                                  evaluate=False))},
@@ -237,7 +240,7 @@ _score = sp.diff(GaussianFactor(xt, sp.sqrt(alphabar_t) * x0, 1 - alphabar_t).lo
 score = register(Identity(
     id="ddpm.forward.score",
     title=r"The score of $q(x_t \mid x_0)$ is minus the noise over its standard deviation",
-    chapter="ddpm_forward",
+    chapter="ddpm",
     claim={"score": -eps / sp.sqrt(1 - alphabar_t)},
     check=equal(
         {"score": _score.xreplace({xt: sp.sqrt(alphabar_t) * x0 + sp.sqrt(1 - alphabar_t) * eps})},
@@ -256,4 +259,5 @@ score = register(Identity(
                source="readers' question on score_sde_pytorch (issue 26)"),
     ),
     references=("ho2020denoising", "song2021score"),
+    code=("gencode.diffusion.NoiseSchedule.conditional_score", "gencode.diffusion.NoiseSchedule.score_from_noise"),
 ))

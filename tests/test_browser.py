@@ -90,7 +90,7 @@ def _open(browser, url: str, color_scheme: str = "light"):
 
 def test_every_page_renders_cleanly(browser, base_url: str) -> None:
     pages = _pages()
-    assert "book/ddpm_forward.html" in pages
+    assert "book/ddpm.html" in pages
     failures = []
     for rel in pages:
         page, problems = _open(browser, f"{base_url}/{rel}")
@@ -128,7 +128,7 @@ def _luminance(rgb: str) -> float:
 
 @pytest.mark.parametrize("mode", ["light", "dark"])
 def test_chapter_screenshot_and_math_contrast(browser, base_url: str, mode: str) -> None:
-    page, problems = _open(browser, f"{base_url}/book/ddpm_forward.html", color_scheme=mode)
+    page, problems = _open(browser, f"{base_url}/book/ddpm.html", color_scheme=mode)
     assert page.evaluate("document.documentElement.dataset.theme") == mode
     colors = page.evaluate("""() => {
         const m = document.querySelector('mjx-container');
@@ -142,6 +142,6 @@ def test_chapter_screenshot_and_math_contrast(browser, base_url: str, mode: str)
     # WCAG AA asks 4.5:1 for body text; the math must be at least as readable.
     assert contrast >= 4.5, f"{mode}: math colour {colors[0]} on {colors[1]}: contrast {contrast:.1f}"
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"ddpm_forward-{mode}.png"), full_page=False)
+    page.screenshot(path=str(SHOTS / f"ddpm-{mode}.png"), full_page=False)
     page.close()
     assert not problems, problems
