@@ -1,0 +1,87 @@
+"""Two-sample distances and data sets."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gencode.datasets import checkerboard, load_digits, two_moons
+from gencode.two_sample import energy_distance, sample_floor, sliced_wasserstein
+
+F64 = torch.float64
+
+
+def test_energy_distance_of_gaussian_shift_matches_closed_form() -> None:
+    # 1-D N(0,1) vs N(d,1): 2 E|X-Y| - E|X-X'| - E|Y-Y'| with X-Y ~ N(-d, 2) and X-X' ~ N(0, 2):
+    # E|N(m, v)| = sqrt(2v/pi) exp(-m^2/(2v)) + m (1 - 2 Phi(-m/sqrt v)).
+    g = torch.Generator().manual_seed(0)
+    d, n = 1.0, 4000
+    v = 2.0
+    fold = math.sqrt(2 * v / math.pi) * math.exp(-d * d / (2 * v)) + d * math.erf(d / math.sqrt(2 * v))
+    exact = 2 * fold - 2 * math.sqrt(2 * v / math.pi)
+    est = energy_distance(torch.randn(n, 1, generator=g, dtype=F64), d + torch.randn(n, 1, generator=g, dtype=F64))
+    # U-statistics with n = 4000: standard error of order 1/sqrt(n) * O(1) ~ 0.02; 0.05 is 2.5 SE.
+    assert abs(float(est) - exact) < 0.05
+
+
+def test_sliced_wasserstein_of_a_shift() -> None:
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3000, 2, generator=g, dtype=F64)
+    shift = torch.tensor([3.0, 0.0], dtype=F64)
+    sw = sliced_wasserstein(x, x + shift, n_projections=4000, generator=g)
+    # identical point sets shifted: W2 along theta is |theta . shift|; E[(theta_1)^2] = 1/2 in 2-D
+    assert abs(float(sw) - 3.0 / math.sqrt(2)) < 0.05  # 4000 directions: MC error ~ 0.02
+
+
+def test_floor_separates_equal_from_different_laws() -> None:
+    g = torch.Generator().manual_seed(2)
+    floor = sample_floor(lambda n: torch.randn(n, 2, generator=g), 500, reps=20)
+    same = energy_distance(torch.randn(500, 2, generator=g), torch.randn(500, 2, generator=g))
+    wrong = energy_distance(torch.randn(500, 2, generator=g), 1.3 * torch.randn(500, 2, generator=g))
+    assert float(same) < floor.threshold()
+    assert float(wrong) > floor.threshold()  # a 30% wrong scale is detected at n = 500
+
+
+def test_bad_input_is_named() -> None:
+    with pytest.raises(ValueError, match="same dimension"):
+        energy_distance(torch.zeros(3, 2), torch.zeros(3, 1))
+    with pytest.raises(ValueError, match="x must"):
+        energy_distance(torch.zeros(3), torch.zeros(3, 1))
+    with pytest.raises(ValueError, match="n_projections"):
+        sliced_wasserstein(torch.zeros(3, 2), torch.zeros(3, 2), n_projections=0)
+    with pytest.raises(ValueError, match="reps"):
+        sample_floor(lambda n: torch.zeros(n, 1), 3, reps=1)
+    with pytest.raises(ValueError, match="split"):
+        load_digits("validation")
+    with pytest.raises(ValueError, match="squares"):
+        checkerboard(3, squares=3)
+    with pytest.raises(ValueError, match="n must"):
+        two_moons(0)
+
+
+def test_digits_split_is_a_partition() -> None:
+    train, ytr = load_digits("train")
+    test, yte = load_digits("test")
+    assert len(train) + len(test) == 1797 and len(test) == round(0.2 * 1797)
+    assert float(train.max()) == 1.0 and float(train.min()) == 0.0
+    # the same seed gives the same split
+    torch.testing.assert_close(load_digits("test")[0], test)
+
+
+def test_checkerboard_is_uniform_on_dark_squares() -> None:
+    x = checkerboard(20000, generator=torch.Generator().manual_seed(3), dtype=F64)
+    cell = ((x + 2.0) // 1.0).long()
+    assert bool(((cell[:, 0] + cell[:, 1]) % 2 == 0).all())  # only dark squares
+    counts = torch.bincount(cell[:, 0] * 4 + cell[:, 1], minlength=16)
+    dark = counts[counts > 0]
+    assert len(dark) == 8
+    # multinomial counts with p = 1/8: sd = sqrt(20000 * 1/8 * 7/8) ~ 47; 5 sd = 235
+    assert float((dark - 2500).abs().max()) < 235
+
+
+def test_two_moons_is_centred() -> None:
+    x = two_moons(20000, noise=0.0, generator=torch.Generator().manual_seed(4), dtype=F64)
+    # x-mean: E[cos] = 0 on each moon, so the moons' x-means are 0 and 1, centred to 0 (MC sd ~ 0.006).
+    assert float(x.mean(0).abs().max()) < 0.03
