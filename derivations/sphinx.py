@@ -269,7 +269,28 @@ def dedupe_scripts(app: Sphinx, pagename: str, templatename: str, context: dict,
     scripts[:] = unique
 
 
+def colab_links(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    """Point the theme's "launch in Colab" button at the page's generated ``.ipynb``.
+
+    The theme links the page's source, a MyST ``.md`` that Colab cannot open. The publishing
+    workflow writes each chapter as a notebook with an install cell (``scripts/colab_notebooks.py``)
+    and pushes them to the branch ``colab_notebooks_branch``; the button opens that notebook.
+    """
+    repo = app.config.html_theme_options.get("repository_url", "").rstrip("/")
+    m = re.match(r"https://github\.com/(?P<org>[^/]+)/(?P<repo>[^/]+)$", repo)
+    if not m:
+        return
+    url = (f"https://colab.research.google.com/github/{m['org']}/{m['repo']}/blob/"
+           f"{app.config.colab_notebooks_branch}/{pagename}.ipynb")
+    for group in context.get("header_buttons", []):
+        for button in group.get("buttons", []) if isinstance(group, dict) else []:
+            if isinstance(button, dict) and button.get("text") == "Colab":
+                button["url"] = url
+
+
 def setup(app: Sphinx) -> dict:
+    app.add_config_value("colab_notebooks_branch", "notebooks", "html")
+    app.connect("html-page-context", colab_links, priority=502)  # after the theme adds the buttons (501)
     app.connect("html-page-context", dedupe_scripts, priority=100)  # emit_firstresult may stop early
     app.add_role("verified", verified_role)
     app.connect("doctree-resolved", unique_ids)

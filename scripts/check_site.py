@@ -2,7 +2,8 @@
 
 Fails (exit 1) if any page shows a Python traceback or a notebook error, if an HTML id is used
 twice on a page, or if a chapter lacks the glued, numbered equations and verified marks of the
-identities registered for it.
+identities registered for it, if an internal link or anchor is broken, or if a "launch in Colab"
+button does not open the page's generated notebook (``scripts/colab_notebooks.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from derivations import REGISTRY
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from colab_notebooks import chapters  # noqa: E402
 
 SITE = Path(__file__).resolve().parents[1] / "_build" / "html"
 TRACEBACK_MARKERS = ("Traceback (most recent call last)", "ansi-red-fg", "output traceback")
@@ -63,6 +67,23 @@ def check_internal_links(pages: dict[Path, _Page]) -> list[str]:
     return problems
 
 
+def check_colab_links(pages: dict[Path, _Page]) -> list[str]:
+    """Each Colab button opens ``<page>.ipynb`` on the notebooks branch, and that notebook is one the
+    publishing workflow writes (the page is a chapter notebook)."""
+    root = SITE.resolve()
+    notebooks = {str(p.relative_to(p.parents[1]).with_suffix("")) for p in chapters()}
+    problems = []
+    for page, parsed in pages.items():
+        docname = str(page.relative_to(root).with_suffix(""))
+        for href in parsed.links:
+            if href.startswith("https://colab.research.google.com/"):
+                if not href.endswith(f"/blob/notebooks/{docname}.ipynb"):
+                    problems.append(f"{docname}: Colab link {href} is not the page's notebook")
+                elif docname not in notebooks:
+                    problems.append(f"{docname}: Colab link but no notebook is generated for it")
+    return problems
+
+
 def main() -> int:
     if not SITE.exists():
         print(f"no site at {SITE}")
@@ -90,6 +111,7 @@ def main() -> int:
             if parsed.numbered_math < expected:
                 problems.append(f"{rel}: {parsed.numbered_math} numbered equations for {expected} identities")
     problems += check_internal_links(parsed_pages)
+    problems += check_colab_links(parsed_pages)
     for p in problems:
         print("site check:", p)
     print(f"site check: {len(pages)} pages, {len(problems)} problems")
