@@ -11,11 +11,12 @@ MATHJAX  := book/_static/mathjax/tex-chtml.js
 PKG_SOURCES := $(wildcard derivations/*.py gencode/*.py)
 JB_FLAGS := --builder html -W -n --keep-going
 
-.PHONY: help venv book test browser-test report serve bench-build clean clean-book
+.PHONY: help venv book linkcheck test browser-test report serve bench-build clean clean-book
 
 help:
 	@echo "make book         install (if needed) and build the website into _build/html"
 	@echo "make test         install (if needed) and run every symbolic, mutant and numeric test"
+	@echo "make linkcheck    Sphinx linkcheck (external links only with LINKCHECK_EXTERNAL=1)"
 	@echo "make browser-test open every built page in headless Chromium (needs chromium)"
 	@echo "make report       print the verification report (python -m derivations)"
 	@echo "make serve        serve _build/html on http://127.0.0.1:8000"
@@ -54,6 +55,13 @@ book: $(STAMP) $(MATHJAX) _build/.sources.stamp
 	@$(VENV)/bin/jupyter-book build . $(JB_FLAGS) || { rm -rf _build/.doctrees _build/html; \
 	  echo "book build FAILED: _build/.doctrees and _build/html removed"; exit 1; }
 	$(PY) scripts/check_site.py
+
+# Sphinx's link checker over the same sources and cache (run after `make book`).
+linkcheck: $(STAMP) $(MATHJAX) _build/.sources.stamp
+	$(VENV)/bin/jupyter-book build . --builder linkcheck -W -n --keep-going
+	@# Jupyter Book writes the report into _build/html; keep the site clean.
+	mkdir -p _build/linkcheck && mv _build/html/output.txt _build/html/output.json _build/linkcheck/
+	@echo "linkcheck: report in _build/linkcheck/output.json"
 
 test: $(STAMP)
 	$(PY) -m pytest

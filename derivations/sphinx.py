@@ -288,6 +288,15 @@ def colab_links(app: Sphinx, pagename: str, templatename: str, context: dict, do
                 button["url"] = url
 
 
+def offline_linkcheck(app: Sphinx, config: Config) -> None:
+    """Without ``LINKCHECK_EXTERNAL=1`` the linkcheck builder skips external links (the build
+    machine has no network); internal references and local files are still checked."""
+    import os
+
+    if os.environ.get("LINKCHECK_EXTERNAL") != "1":
+        config.linkcheck_ignore = [*config.linkcheck_ignore, r"^https?://", r"^mailto:"]
+
+
 def setup(app: Sphinx) -> dict:
     app.add_config_value("colab_notebooks_branch", "notebooks", "html")
     app.connect("html-page-context", colab_links, priority=502)  # after the theme adds the buttons (501)
@@ -296,4 +305,5 @@ def setup(app: Sphinx) -> dict:
     app.connect("doctree-resolved", unique_ids)
     app.connect("config-inited", write_page, priority=100)
     app.connect("config-inited", theme_defaults)
+    app.connect("config-inited", offline_linkcheck)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}
