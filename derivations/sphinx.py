@@ -36,8 +36,9 @@ PAGE = "book/verification"
 ERRATA = "book/errata"
 """Docname of the generated errata appendix."""
 
+# The marker, then (looked ahead, not consumed, so stacked markers all match) the decorated test.
 _VALIDATES = re.compile(
-    r"@pytest\.mark\.validates\((?P<ids>[^)]*)\)\s*\n(?:\s*@[^\n]*\n)*\s*def (?P<test>test_\w+)")
+    r"@pytest\.mark\.validates\((?P<ids>[^)]*)\)(?=\s*\n(?:\s*@[^\n]*\n)*\s*def (?P<test>test_\w+))")
 
 
 def scan_validations(tests_dir: Path) -> dict[str, list[str]]:

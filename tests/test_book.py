@@ -81,6 +81,64 @@ def test_chapters_of_identities_are_in_the_toc() -> None:
 
 
 @pytest.mark.parametrize("identity", list(REGISTRY), ids=lambda i: i.id)
+def test_identity_is_glued_in_its_chapter_with_its_mark(identity) -> None:
+    text = (BOOK / f"{identity.chapter}.md").read_text()
+    glued = [(key, label, end) for d, key, label, end in _equations(text) if key == identity.id]
+    assert glued, f"{identity.id} is registered for {identity.chapter} but not glued there"
+    for _, label, end in glued:
+        assert label, f"glued {identity.id} has no :label:"
+        following = text[end:end + 200]
+        mark = VERIFIED.search(following)
+        assert mark and mark.group("id") == identity.id, f"glued {identity.id} lacks its {{verified}} mark"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_labelled_equations_are_glued_or_allowlisted(page: Path) -> None:
+    text = page.read_text()
+    for directive, key, label, _ in _equations(text):
+        if directive == "glue:math":
+            assert key in REGISTRY.ids(), f"{page.name}: glued {key!r} is not a registered identity"
+        elif label is not None:
+            assert label in ALLOWLIST, f"{page.name}: labelled equation {label!r} is neither glued nor allowlisted"
+    for m in DOLLAR_LABEL.finditer(text):
+        assert m.group("label") in ALLOWLIST, f"{page.name}: $$-equation {m.group('label')!r} not allowlisted"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_verified_marks_name_registered_identities(page: Path) -> None:
+    for m in VERIFIED.finditer(page.read_text()):
+        assert m.group("id") in REGISTRY.ids(), f"{page.name}: {{verified}} of unknown {m.group('id')!r}"
+
+
+def test_allowlist_entries_are_used() -> None:
+    labels = {label for p in PAGES for _, _, label, _ in _equations(p.read_text())}
+    assert set(ALLOWLIST) <= labels, f"stale allowlist entries: {set(ALLOWLIST) - labels}"
+
+
+def test_coverage_parser_sees_the_equations() -> None:
+    # The parser must find the nested glue blocks; otherwise the tests above would pass vacuously.
+    text = (BOOK / "ddpm.md").read_text()
+    keys = {key for _, key, _, _ in _equations(text) if key}
+    assert {"ddpm.forward.marginal", "ddpm.posterior"} <= keys
+
+
+def test_validation_markers_name_registered_identities() -> None:
+    found = scan_validations(ROOT / "tests")
+    assert found, "no test is marked @pytest.mark.validates"
+    unknown = set(found) - set(REGISTRY.ids())
+    assert not unknown, f"validates() names unknown identities {unknown}"
+
+
+def test_every_identity_with_code_is_validated() -> None:
+    # An identity that names its implementation in gencode must have a numeric test tying them.
+    found = scan_validations(ROOT / "tests")
+    implemented = [identity for identity in REGISTRY if identity.code]
+    assert implemented, "no identity names its gencode implementation"
+    for identity in implemented:
+        assert found.get(identity.id), f"{identity.id} has no test marked validates({identity.id!r})"
+
+
+@pytest.mark.parametrize("identity", list(REGISTRY), ids=lambda i: i.id)
 def test_code_references_resolve(identity) -> None:
     import importlib
 
@@ -96,3 +154,9 @@ def test_code_references_resolve(identity) -> None:
         for attr in parts[cut:]:
             assert hasattr(obj, attr), f"{identity.id}: code reference {path!r} does not resolve"
             obj = getattr(obj, attr)
+
+
+def test_scan_sees_stacked_validation_markers(tmp_path: Path) -> None:
+    (tmp_path / "test_x.py").write_text(
+        '@pytest.mark.validates("a")\n@pytest.mark.validates("b", "c")\n@pytest.mark.slow\ndef test_y():\n    pass\n')
+    assert scan_validations(tmp_path) == {k: ["tests/test_x.py::test_y"] for k in "abc"}
