@@ -58,7 +58,8 @@ gaussian_mle = register(Identity(
     ),
     template=r"\hat\mu = $mean, \qquad \hat\sigma^2 = $variance",
     assumptions=("x_1, ..., x_N real, not all equal (so the variance is positive); checked for N = 3, 4",
-                 "the log-likelihood is concave in (mu, 1/sigma^2): the stationary point is the maximum"),
+                 "the log-likelihood is concave in the natural parameters (mu/sigma^2, -1/(2 sigma^2)): "
+                 "the unique stationary point is the maximum"),
     mutants=(
         Mutant("unbiased_variance", {"variance": sp.Sum((xi[i] - _mean) ** 2, (i, 1, N)) / (N - 1)},
                r"The unbiased variance $\frac{1}{N-1}\sum_i (x_i - \hat\mu)^2$: a fine estimator, but not "
@@ -227,7 +228,8 @@ m_step = register(Identity(
     template=(r"\hat\pi_k = $weight, \qquad \hat\mu_k = $mean, \qquad \hat\sigma_k^2 = $variance"),
     assumptions=("responsibilities r_ik > 0 with sum_k r_ik = 1 (from the E-step), held fixed",
                  "checked for N = 3 points and K = 2 components",
-                 "the expected complete-data log-likelihood is concave in (pi, mu_k, 1/sigma_k^2)"),
+                 "the expected complete-data log-likelihood is concave in pi and in each component's natural "
+                 "parameters: the stationary point is the maximum"),
     mutants=(
         Mutant("weight_without_one_over_n", {"weight": _nk},
                r"The weight $\sum_i r_{ik}$ without dividing by $N$: the weights no longer sum to 1."),
@@ -289,30 +291,34 @@ wv = [sym(f"w_{k}", real=True) for k in (1, 2, 3)]
 S = sp.Matrix(3, 3, lambda a, b: sym(f"S_{min(a, b) + 1}{max(a, b) + 1}", real=True))  # E[x x^T]
 
 
-def _orthonormal_w() -> sp.Matrix:
-    """A unit vector of R^3 (a 3x1 matrix with orthonormal columns), rational in a_1, a_2:
-    the inverse stereographic projection (2 a_1, 2 a_2, 1 - a_1^2 - a_2^2) / (1 + a_1^2 + a_2^2)."""
-    den = 1 + A[0] ** 2 + A[1] ** 2
-    return sp.Matrix([2 * A[0], 2 * A[1], 1 - A[0] ** 2 - A[1] ** 2]) / den
+def _unit_vector() -> tuple[sp.Matrix, sp.Expr]:
+    """A unit vector w = v / den of R^3, rational in a_1, a_2 (inverse stereographic projection):
+    v = (2 a_1, 2 a_2, 1 - a_1^2 - a_2^2), den = 1 + a_1^2 + a_2^2, so that v^T v = den^2 exactly."""
+    return sp.Matrix([2 * A[0], 2 * A[1], 1 - A[0] ** 2 - A[1] ** 2]), 1 + A[0] ** 2 + A[1] ** 2
 
 
-W = _orthonormal_w()
 xv = sp.Matrix(X)
 err_sym, tr_sym, proj_sym = sym("E", real=True), sym("T", real=True), sym("V", real=True)
 
 
+def _second_moments(quadratic: sp.Expr) -> sp.Expr:
+    """E[q(x)] for a quadratic form q, by replacing each monomial x_a x_b with S_ab = E[x_a x_b]."""
+    poly = sp.Poly(sp.expand(quadratic), *X)
+    out = sp.Integer(0)
+    for mon, coef in poly.terms():
+        a, b = [k for k, e in enumerate(mon) for _ in range(e)]
+        out += coef * S[a, b]
+    return out
+
+
 def _pca_residuals(c: Claim) -> list[sp.Expr]:
-    recon = W * (W.T * xv)
-    error = sp.expand(((xv - recon).T * (xv - recon))[0, 0])
-    # E over x with second moments E[x_a x_b] = S_ab: replace each monomial x_a x_b by S_ab.
-    num, den = sp.fraction(sp.cancel(sp.together(error)))
-    poly = sp.Poly(num, *X)
-    expected = sum(coef * S[[a for a, e in enumerate(mon) for _ in range(e)][0],
-                            [a for a, e in enumerate(mon) for _ in range(e)][1]]
-                   for mon, coef in poly.terms()) / den
-    trace = S.trace()
-    kept = (W.T * S * W).trace()
-    return [c["error"].xreplace({tr_sym: trace, proj_sym: kept}) - expected]
+    v, den = _unit_vector()
+    vx = (v.T * xv)[0, 0]
+    # den^4 ||x - w w^T x||^2 with w = v / den, expanded without using |w| = 1:
+    # ||x||^2 - 2 (w^T x)^2 + (w^T x)^2 (w^T w), times den^4.
+    error = den**4 * (xv.T * xv)[0, 0] - 2 * den**2 * vx**2 + vx**2 * (v.T * v)[0, 0]
+    claim = c["error"].xreplace({tr_sym: S.trace(), proj_sym: (v.T * S * v)[0, 0] / den**2})
+    return [sp.expand(den**4 * claim) - sp.expand(_second_moments(error))]
 
 
 pca_error = register(Identity(
@@ -322,7 +328,8 @@ pca_error = register(Identity(
     claim={"error": tr_sym - proj_sym},
     check=Check(
         "W = a unit vector by inverse stereographic projection (orthonormal by construction, rational in 2 "
-        "parameters); ||x - W W^T x||^2 expanded, monomials x_a x_b replaced by S_ab = E[x_a x_b]; cancel",
+        "parameters); ||x - W W^T x||^2 times den^4 expanded as a polynomial, monomials x_a x_b replaced "
+        "by S_ab = E[x_a x_b]; polynomial comparison",
         _pca_residuals,
     ),
     template=(r"\E\,\big\|x - W W^\top x\big\|^2 = $error, \qquad "

@@ -664,8 +664,8 @@ moment_matching = register(Identity(
     ),
     template=(r"\operatorname*{arg\,min}_{m, v} \KL\big(p \,\Vert\, \Normal(m, v)\big):\quad "
               r"m = $mean, \quad v = $variance, \qquad M_k = \E_p[x^k]"),
-    assumptions=("p has finite second moment, M_2 > M_1^2; the cross-entropy is convex in (m, 1/v), "
-                 "so the stationary point is the minimum",),
+    assumptions=("p has finite second moment, M_2 > M_1^2; the cross-entropy is convex in the natural "
+                 "parameters (m/v, -1/(2v)) of the Gaussian, so the unique stationary point is the minimum",),
     mutants=(
         Mutant("second_moment_for_variance", {"variance": mom2},
                r"The raw second moment $\E_p[x^2]$ for the variance."),
