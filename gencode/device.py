@@ -124,9 +124,14 @@ def as_tensor(
     Example:
         >>> as_tensor("w", [1, 2], dtype=torch.float64)
         tensor([1., 2.], dtype=torch.float64)
+        >>> float(as_tensor("w", [0.1], dtype=torch.float64)[0]) == 0.1  # no float32 rounding
+        True
     """
     try:
-        t = torch.as_tensor(x, device=device)
+        # Python numbers and lists are converted straight to ``dtype`` (no float32 detour, which would
+        # round 0.1 before a float64 cast); tensors and arrays keep their dtype until the cast below.
+        direct = dtype if dtype is not None and not isinstance(x, (torch.Tensor, np.ndarray)) else None
+        t = torch.as_tensor(x, device=device, dtype=direct)
     except (TypeError, ValueError, RuntimeError) as err:
         raise TypeError(f"{name} cannot be converted to a tensor: {err}") from err
     if dtype is None:
