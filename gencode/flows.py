@@ -4,13 +4,14 @@ Conventions follow ``torch.distributions``: a layer's **forward** map goes from 
 :math:`z` to the data :math:`x` (the sampling direction), its **inverse** from :math:`x` to :math:`z`, and
 ``log_abs_det_jacobian(z, x)`` is :math:`\log\lvert\det \partial x / \partial z\rvert` of the forward map,
 shape ``(B,)``. A :class:`Flow` composes layers :math:`x = f_K \circ \dots \circ f_1(z)` over a standard
-normal base and is a ``torch.distributions.TransformedDistribution`` underneath (:attr:`Flow.distribution`),
-whose ``log_prob`` applies the change of variables
+normal base; :attr:`Flow.distribution` is the same model as a ``torch.distributions.TransformedDistribution``
+(each layer wrapped as a ``Transform``), and :meth:`Flow.log_prob` computes the change of variables
 
 .. math::
     \log p_X(x) = \log p_Z(z) - \sum_{k=1}^{K} \log\lvert\det J_{f_k}\rvert, \qquad z = f^{-1}(x),
 
-(registered identities ``flows.change_of_variables`` and ``flows.composition``). Every layer's
+(registered identities ``flows.change_of_variables`` and ``flows.composition``) with one conditioner
+pass per layer (``TransformedDistribution`` needs two for MAF and coupling layers). Every layer's
 log-determinant is a closed form (``flows.linear_lu``, ``flows.autoregressive_logdet``,
 ``flows.coupling_logdet``) that ``tests/test_flows.py`` compares with ``slogdet`` of the autograd Jacobian.
 
@@ -79,6 +80,11 @@ class FlowLayer(nn.Module):
 
     def log_abs_det_jacobian(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
+
+    def inverse_and_log_det(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(z, log|det dx/dz|)`` in one go (layers override it to share the conditioner's pass)."""
+        z = self.inverse(x)
+        return z, self.log_abs_det_jacobian(z, x)
 
     def as_transform(self) -> Transform:
         """This layer as a ``torch.distributions.Transform``."""
@@ -234,6 +240,11 @@ class MAF(_GaussianAutoregressive):
     def log_abs_det_jacobian(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.shift_log_scale(x)[1].sum(-1)  # sum_i log sigma_i(x_<i)
 
+    def inverse_and_log_det(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_x("x", x, self.dim)
+        mu, alpha = self.shift_log_scale(x)  # one pass for both
+        return (x - mu) * torch.exp(-alpha), alpha.sum(-1)
+
 
 class IAF(_GaussianAutoregressive):
     r"""Inverse autoregressive flow, one layer: conditioners read the base variable :math:`z`.
@@ -325,6 +336,11 @@ class AffineCoupling(FlowLayer):
     def log_abs_det_jacobian(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.scale_shift(z)[0].sum(-1)  # sum over the transformed coordinates of s
 
+    def inverse_and_log_det(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_x("x", x, self.dim)
+        s, t = self.scale_shift(x)  # b * x = b * z: the same conditioner output serves both
+        return self.mask * x + (1 - self.mask) * (x - t) * torch.exp(-s), s.sum(-1)
+
 
 # ------------------------------------------------------------------------------------------ flow
 
@@ -369,11 +385,23 @@ class Flow(nn.Module):
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         r""":math:`\log p_X(x) = \log p_Z(f^{-1}(x)) - \sum_k \log\lvert\det J_{f_k}\rvert`, shape ``(B,)``.
 
+        The same number as ``self.distribution.log_prob(x)`` (``TransformedDistribution``), computed
+        with one conditioner pass per layer instead of two.
+
         Raises:
             ValueError: naming ``x`` if its shape is not ``(B, D)``.
         """
+        z, log_det = self.inverse_and_log_det(x)
+        return self.base_distribution.log_prob(z) - log_det
+
+    def inverse_and_log_det(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(z, log|det dx/dz|)``: the density direction, layer by layer from the last."""
         _check_x("x", x, self.dim)
-        return self.distribution.log_prob(x)
+        log_det = x.new_zeros(x.shape[0])
+        for layer in reversed(self.layers):
+            x, ld = layer.inverse_and_log_det(x)
+            log_det = log_det + ld
+        return x, log_det
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         """Negative log-likelihood per point in nats (the minibatch mean); for :func:`gencode.train.fit`."""

@@ -19,7 +19,6 @@ import math
 import numpy as np
 import pytest
 import scipy.linalg
-import sympy as sp
 import torch
 
 from derivations import flows as d
@@ -27,19 +26,11 @@ from gencode.datasets import checkerboard
 from gencode.distributions import Gaussian, eight_gaussians
 from gencode.flows import IAF, MAF, AffineCoupling, Flow, LinearLU, maf_flow, realnvp_flow
 from gencode.train import fit
+from test_autoregressive import one_thread  # noqa: F401  (autouse fixture: one intra-op thread)
 
 # float64 Jacobians of networks of depth <= 3: entries accurate to ~1e-15 relative; 1e-10 leaves margin
 # while a log-determinant off by one layer's term (every mutant of the identities) is off by O(0.1).
 TOL = 1e-10
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: on a shared CPU, intra-op threads only add contention (10-50x slower under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _randomised(flow: Flow, seed: int, scale: float = 0.3) -> Flow:
@@ -125,6 +116,8 @@ def test_log_prob_is_the_change_of_variables(name: str, device: torch.device) ->
         _, log_det = flow.forward_and_log_det(z)
         want = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1) - log_det
         assert torch.allclose(flow.log_prob(x), want, atol=TOL)
+        # and torch.distributions' TransformedDistribution of the same layers agrees
+        assert torch.allclose(flow.distribution.log_prob(x), want, atol=TOL)
 
 
 @pytest.mark.validates("flows.change_of_variables")
