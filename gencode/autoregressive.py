@@ -218,7 +218,7 @@ class MADE(AutoregressiveBernoulli):
     Example:
         >>> m = MADE(3, hidden=(16,), order=[1, 2, 0])
         >>> x = all_binary_vectors(3)
-        >>> round(float(m.log_prob(x).exp().sum()), 6)  # exactly normalised
+        >>> round(float(m.log_prob(x).exp().sum().detach()), 6)  # exactly normalised
         1.0
 
     References:
@@ -276,7 +276,7 @@ class PixelCNN(AutoregressiveBernoulli):
 
     Example:
         >>> m = PixelCNN(2, 2, channels=4, blocks=1, kernel_size=3)
-        >>> round(float(m.log_prob(all_binary_vectors(4)).exp().sum()), 6)
+        >>> round(float(m.log_prob(all_binary_vectors(4)).exp().sum().detach()), 6)
         1.0
 
     References:

@@ -186,22 +186,29 @@ class LinearLU(FlowLayer):
 
 class _GaussianAutoregressive(FlowLayer):
     r"""Shared part of MAF and IAF: a :class:`~gencode.autoregressive.MaskedMLP` conditioner that returns
-    a shift :math:`\mu_i` and a log-scale :math:`\alpha_i = \log\sigma_i` of the preceding coordinates."""
+    a shift :math:`\mu_i` and a log-scale :math:`\alpha_i = \log\sigma_i` of the preceding coordinates
+    (bounded by ``max_log_scale`` in absolute value)."""
 
     def __init__(self, dim: int, hidden: Sequence[int] = (64, 64),
-                 order: Sequence[int] | torch.Tensor | None = None) -> None:
+                 order: Sequence[int] | torch.Tensor | None = None, max_log_scale: float = 3.0) -> None:
         super().__init__()
         _check_dim(dim)
-        self.dim = dim
+        if not max_log_scale > 0:
+            raise ValueError(f"max_log_scale must be > 0, got {max_log_scale}")
+        self.dim, self.max_log_scale = dim, float(max_log_scale)
         self.conditioner = MaskedMLP(dim, hidden, out_per_dim=2, order=order)
         last = self.conditioner.net[-1]
         nn.init.zeros_(last.weight)  # start at the identity map
         nn.init.zeros_(last.bias)
 
     def shift_log_scale(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(mu, alpha)``, each ``(B, D)``; entry ``i`` depends on ``u[:, j]`` for ``order[j] < order[i]``."""
-        mu, alpha = self.conditioner(u).unbind(1)
-        return mu, alpha
+        r"""``(mu, alpha)``, each ``(B, D)``; entry ``i`` depends on ``u[:, j]`` for ``order[j] < order[i]``.
+
+        The log-scale is bounded, :math:`\alpha = \alpha_{\max} \tanh(\tilde\alpha / \alpha_{\max})`, so that
+        the layer cannot blow up far from the data.
+        """
+        mu, raw = self.conditioner(u).unbind(1)
+        return mu, self.max_log_scale * torch.tanh(raw / self.max_log_scale)
 
 
 class MAF(_GaussianAutoregressive):
