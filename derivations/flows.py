@@ -11,7 +11,7 @@ and ``sympy.diff`` (which applies the chain rule to undefined functions), never 
 
 Ids: ``flows.change_of_variables``, ``flows.inverse_function``, ``flows.composition``,
 ``flows.linear_lu``, ``flows.autoregressive_logdet``, ``flows.maf_inverse``, ``flows.coupling_logdet``,
-``flows.linear_gaussian_mle``.
+``flows.linear_gaussian_mle``, ``flows.lotus``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import sympy as sp
 from sympy.matrices.expressions.determinant import Determinant
 
 from .autoregressive import generic, with_instances
-from .core import Check, Claim, Identity, Mutant, register, sym
+from .core import (Check, Claim, GaussianFactor, Identity, Mutant, gaussian_expectation, gaussian_moment,
+                   register, sym)
 
 CHAPTER = "flows"
 SOURCE_001 = "source notes 001 (lecture 2, Gaussian autoregressive flows)"
@@ -394,4 +395,46 @@ linear_gaussian_mle = register(Identity(
     ),
     references=("papamakarios2021normalizing",),
     code=("gencode.flows.LinearLU",),
+))
+
+# ---------------------------------------------------------------------------------------------
+# 9. LOTUS: expectations under a flow are expectations over the base, pushed through the flow.
+
+z = sym("z", real=True)
+mu_x, sigma_x = sym("mu", real=True), sym("sigma", positive=True)
+
+
+def _lotus_residuals(claim: Claim) -> list[sp.Expr]:
+    """The density of ``X = mu + sigma Z`` by the change of variables is ``N(mu, sigma^2)`` (log-densities
+    compared), and the first four moments of that density equal ``E[h(claimed map of Z)]``."""
+    standard = GaussianFactor((x - mu_x) / sigma_x, 0, 1).log_density()  # log p_Z(f(x)), f(x) = (x - mu)/sigma
+    density = sp.expand_log(standard + sp.log(claim["jacobian"])
+                            - GaussianFactor(x, mu_x, sigma_x**2).log_density(), force=True)
+    moments = [gaussian_moment(k, mu_x, sigma_x**2) - gaussian_expectation(claim["pushforward"] ** k, z, 0, 1)
+               for k in range(1, 5)]
+    return [density] + moments
+
+
+lotus = register(Identity(
+    id="flows.lotus",
+    title="LOTUS: an expectation under a flow is an expectation over its base samples",
+    chapter=CHAPTER,
+    claim={"pushforward": mu_x + sigma_x * z, "jacobian": 1 / sigma_x},
+    check=Check("density of X by the change of variables identified as N(mu, sigma^2) (log-densities, "
+                "expand_log); moments k = 1..4 on both sides by the Gaussian moment recursion; cancel",
+                _lotus_residuals),
+    template=(r"\mathbb{E}_{p_X}\big[h(X)\big] = \mathbb{E}_{z \sim \mathcal{N}(0, 1)}\big[h\big($pushforward\big)\big], "
+              r"\qquad p_X(x) = p_Z\!\left(\tfrac{x - \mu}{\sigma}\right) $jacobian"),
+    assumptions=("x = f^{-1}(z) = mu + sigma z, sigma > 0, base N(0, 1)",
+                 "h(x) = x^k, k = 1, ..., 4 (polynomials of degree <= 4)"),
+    mutants=(
+        Mutant("forward_map_inside", {"pushforward": (z - mu_x) / sigma_x},
+               r"The normalizing map $f$ applied to base samples instead of $f^{-1}$."),
+        Mutant("no_jacobian", {"jacobian": sp.Integer(1)},
+               "The Jacobian factor forgotten: the density of X does not integrate to one."),
+    ),
+    references=("papamakarios2021normalizing",),
+    code=("gencode.flows.Flow.sample",),
+    display={"pushforward": sp.Add(mu_x, sp.Mul(sigma_x, z, evaluate=False), evaluate=False),
+             "jacobian": sp.Pow(sigma_x, -1, evaluate=False)},
 ))
