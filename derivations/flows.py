@@ -1,0 +1,440 @@
+r"""Normalizing flows: change of variables, the inverse function theorem, composition, and the
+log-determinants of the flows the book implements (linear LU/QR, MAF and IAF, affine coupling), and the
+maximum-likelihood fit of a linear flow to Gaussian data.
+
+A flow is an invertible differentiable map ``f`` between the data ``x`` and the latent ``z = f(x)``.  The
+results below hold for *any* such map or conditioner; they are checked with undefined SymPy functions
+(``mu_i``, ``sigma_i``, ``s_j``, ``t_j``, ``f_i``, ``g_i``) and, for the witnesses of the wrong variants,
+with the same residuals after instantiating those functions by concrete ones
+(:func:`derivations.autoregressive.with_instances`).  Jacobians are taken by ``sympy.Matrix.jacobian``
+and ``sympy.diff`` (which applies the chain rule to undefined functions), never typed by hand.
+
+Ids: ``flows.change_of_variables``, ``flows.inverse_function``, ``flows.composition``,
+``flows.linear_lu``, ``flows.autoregressive_logdet``, ``flows.maf_inverse``, ``flows.coupling_logdet``,
+``flows.linear_gaussian_mle``, ``flows.lotus``.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.matrices.expressions.determinant import Determinant
+
+from .autoregressive import generic, with_instances
+from .core import (Check, Claim, GaussianFactor, Identity, Mutant, gaussian_expectation, gaussian_moment,
+                   register, sym)
+
+CHAPTER = "flows"
+SOURCE_001 = "source notes 001 (lecture 2, Gaussian autoregressive flows)"
+
+
+class Det(Determinant):
+    r"""``Determinant`` printed as ``\det A`` (SymPy prints ``|A|``, easily read as an absolute value)."""
+
+    def _latex(self, printer, exp=None):
+        text = rf"\det {printer._print(self.arg)}"
+        return text if exp is None else rf"\left({text}\right)^{{{exp}}}"
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Change of variables in one dimension, for any increasing f and any density p_Z.
+
+x = sym("x", real=True)
+u = sym("u", real=True)
+f = generic("f", "f")
+F_Z = generic("F_Z", "F_Z")  # the CDF of Z
+p_Z = generic("p_Z", "p_Z")  # its density, F_Z' = p_Z
+
+_c = [sym(f"c_{i}", (0, 2), positive=True) for i in range(8)]
+_INSTANCES_1D = {
+    f: sp.Lambda(x, _c[0] * x + _c[1] * x**3),  # increasing
+    p_Z: sp.Lambda(u, 1 / (1 + _c[2] * u**2)),  # positive (normalisation is irrelevant here)
+}
+
+
+def _cov_residuals(claim: Claim) -> list[sp.Expr]:
+    """``P(X <= x) = P(Z <= f(x)) = F_Z(f(x))``; differentiate in ``x``, then ``F_Z' = p_Z``."""
+    density = sp.diff(F_Z(f(x)), x).xreplace({sp.Derivative(F_Z(f(x)), f(x)): p_Z(f(x))})
+    return with_instances([density - claim["density"],
+                           sp.expand_log(sp.log(density), force=True) - claim["log_density"]], _INSTANCES_1D)
+
+
+_fprime = sp.Derivative(f(x), x)
+
+change_of_variables = register(Identity(
+    id="flows.change_of_variables",
+    title="Change of variables: the density of x when z = f(x) has density p_Z",
+    chapter=CHAPTER,
+    claim={"density": p_Z(f(x)) * _fprime, "log_density": sp.log(p_Z(f(x))) + sp.log(_fprime)},
+    check=Check("differentiate the CDF F_Z(f(x)) by the chain rule (generic F_Z, f); expand_log; cancel; "
+                "witness with f, p_Z instantiated", _cov_residuals),
+    template=r"\begin{aligned} p_X(x) &= $density, \\ \log p_X(x) &= $log_density \end{aligned}",
+    assumptions=("f: R -> R differentiable and strictly increasing (for decreasing f, |f'| appears)",
+                 "Z = f(X) has CDF F_Z and density p_Z = F_Z'"),
+    mutants=(
+        Mutant("jacobian_of_the_inverse", {"density": p_Z(f(x)) / _fprime},
+               r"Divided by $f'(x)$: the Jacobian of the wrong direction."),
+        Mutant("no_jacobian", {"density": p_Z(f(x))},
+               "The Jacobian factor forgotten: the result is not a density."),
+        Mutant("log_det_sign", {"log_density": sp.log(p_Z(f(x))) - sp.log(_fprime)},
+               "The log-determinant subtracted instead of added."),
+    ),
+    references=("rezende2015variational", "papamakarios2021normalizing"),
+    code=("gencode.flows.Flow.log_prob",),
+    display={"density": sp.Mul(p_Z(f(x)), _fprime, evaluate=False),
+             "log_density": sp.Add(sp.log(p_Z(f(x))), sp.log(_fprime), evaluate=False)},
+))
+
+# ---------------------------------------------------------------------------------------------
+# 2. The inverse function theorem in two dimensions, for any diffeomorphism f with inverse g.
+
+x1, x2, x3, x4 = (sym(f"x_{i}", real=True) for i in (1, 2, 3, 4))
+f1, f2 = generic("f_1", "f_1"), generic("f_2", "f_2")
+g1, g2 = generic("g_1", "g_1"), generic("g_2", "g_2")
+h1, h2 = generic("h_1", "h_1"), generic("h_2", "h_2")
+J_f = sp.MatrixSymbol("J_f", 2, 2)
+J_h = sp.MatrixSymbol("J_h", 2, 2)
+_FX = (f1(x1, x2), f2(x1, x2))
+_jacobian_f = sp.Matrix(_FX).jacobian([x1, x2])
+
+
+def _outer_jacobian(g: tuple[type[sp.Function], ...]) -> sp.Matrix:
+    """``[d g_i / d z_k at z = f(x)]`` as SymPy's chain rule writes it: ``Derivative(g_i(f_1, f_2), f_k)``."""
+    return sp.Matrix(2, 2, lambda i, k: sp.Derivative(g[i](*_FX), _FX[k]))
+
+
+# Once the chain rule has been applied, the residuals are algebraic in the partial derivatives of f and
+# h at the point: those are replaced by plain symbols, which makes cancel fast and gives numeric witnesses.
+_PARTIALS = {sp.Derivative(fn(x1, x2), v): sym(f"c_f{i + 1}{j + 1}", real=True)
+             for i, fn in enumerate((f1, f2)) for j, v in enumerate((x1, x2))}
+_PARTIALS |= {sp.Derivative(fn(*_FX), _FX[k]): sym(f"c_h{i + 1}{k + 1}", real=True)
+              for i, fn in enumerate((h1, h2)) for k in range(2)}
+
+
+def _inverse_residuals(claim: Claim) -> list[sp.Expr]:
+    """Differentiate ``g(f(x)) = x``: the chain rule gives ``J_g(f(x)) J_f(x) = I``; insert the claim for
+    ``J_g(f(x))`` and compare with the identity matrix."""
+    J = sp.ImmutableMatrix(_jacobian_f.xreplace(_PARTIALS))  # J_f(x) with symbolic entries
+    claimed = sp.Matrix(claim["jacobian"].xreplace({J_f: J}).doit())
+    chain = sp.Matrix(2, 2, lambda i, j: sp.diff((g1, g2)[i](*_FX), (x1, x2)[j])).xreplace(_PARTIALS)
+    chain = chain.xreplace({sp.Derivative((g1, g2)[i](*_FX), _FX[k]): claimed[i, k]
+                            for i in range(2) for k in range(2)})
+    return list(chain - sp.eye(2)) + [claimed.det() - claim["det"].xreplace({J_f: J}).doit()]
+
+
+inverse_function = register(Identity(
+    id="flows.inverse_function",
+    title="The inverse function theorem: the Jacobian of the inverse is the inverse of the Jacobian",
+    chapter=CHAPTER,
+    claim={"jacobian": J_f**-1, "det": 1 / Det(J_f)},
+    check=Check("chain rule on g(f(x)) = x with generic f, g in 2-D; claimed J_g(f(x)) inserted; partial "
+                "derivatives as symbols; cancel", _inverse_residuals),
+    template=r"J_{f^{-1}}\big(f(x)\big) = $jacobian, \qquad \det J_{f^{-1}}\big(f(x)\big) = $det",
+    assumptions=("f: R^2 -> R^2 a diffeomorphism with inverse g = f^{-1}; J_f = J_f(x) invertible",),
+    mutants=(
+        Mutant("transpose_for_inverse", {"jacobian": J_f.T}, "The transpose taken for the inverse."),
+        Mutant("same_jacobian", {"jacobian": J_f, "det": Det(J_f)},
+               "The inverse map given the same Jacobian (and determinant) as the map."),
+        Mutant("det_not_reciprocal", {"det": Det(J_f)},
+               "The determinant of the inverse's Jacobian taken equal to that of the map."),
+    ),
+    references=("papamakarios2021normalizing",),
+    code=("gencode.flows.Flow.inverse",),
+))
+
+# ---------------------------------------------------------------------------------------------
+# 3. Composition multiplies Jacobian determinants (chain rule), in two dimensions.
+
+
+def _composition_residuals(claim: Claim) -> list[sp.Expr]:
+    composed = sp.Matrix([h1(*_FX), h2(*_FX)]).jacobian([x1, x2])  # J of h o f, by the chain rule
+    outer = _outer_jacobian((h1, h2))
+    det_claim = claim["det"].xreplace({J_f: sp.ImmutableMatrix(_jacobian_f),
+                                       J_h: sp.ImmutableMatrix(outer)}).doit()
+    return [sp.expand((composed.det() - det_claim).xreplace(_PARTIALS))]
+
+
+composition = register(Identity(
+    id="flows.composition",
+    title="The Jacobian determinant of a composition is the product of the determinants",
+    chapter=CHAPTER,
+    claim={"det": Det(J_h) * Det(J_f)},
+    check=Check("Jacobian of h(f(x)) by sympy's chain rule with generic f, h in 2-D; partial derivatives "
+                "as symbols; expand", _composition_residuals),
+    template=r"\det J_{h \circ f}(x) = $det, \qquad J_h = J_h\big(f(x)\big),\ J_f = J_f(x)",
+    assumptions=("f, h: R^2 -> R^2 differentiable",),
+    mutants=(
+        Mutant("sum_of_determinants", {"det": Det(J_h) + Det(J_f)},
+               "The determinants added (as one adds log-determinants)."),
+        Mutant("outer_at_x", {"det": Det(J_f) ** 2},
+               r"The outer Jacobian evaluated as if $h = f$ (one layer's determinant counted twice)."),
+    ),
+    references=("rezende2015variational", "papamakarios2021normalizing"),
+    code=("gencode.flows.Flow.forward_and_log_det",),
+))
+
+# ---------------------------------------------------------------------------------------------
+# 4. Linear flows: log |det A| through LU and QR factorisations (3 x 3, symbolic entries).
+
+_l = {(i, j): sym(f"l_{i}{j}", real=True) for i in range(3) for j in range(i)}
+_u = {(i, j): sym(f"u_{i}{j}", real=True) for i in range(3) for j in range(i, 3)}
+_r = {(i, j): sym(f"r_{i}{j}", real=True) for i in range(3) for j in range(i, 3)}
+_tq = sym("tau", (0, 3), positive=True)
+L = sp.Matrix(3, 3, lambda i, j: 1 if i == j else _l.get((i, j), 0))
+U = sp.Matrix(3, 3, lambda i, j: _u.get((i, j), 0))
+R = sp.Matrix(3, 3, lambda i, j: _r.get((i, j), 0))
+_cos, _sin = (1 - _tq**2) / (1 + _tq**2), 2 * _tq / (1 + _tq**2)  # a rational rotation (Weierstrass)
+Q = sp.Matrix([[_cos, -_sin, 0], [_sin, _cos, 0], [0, 0, -1]])  # orthogonal, det = -1
+U_diag = [_u[(i, i)] for i in range(3)]
+R_diag = [_r[(i, i)] for i in range(3)]
+
+
+def _lu_residuals(claim: Claim) -> list[sp.Expr]:
+    """``exp(2 x claimed log|det|)`` against ``det(LU)^2`` and ``det(QR)^2`` (squares: no absolute values)."""
+    return [sp.expand(sp.exp(2 * claim[part]), power_exp=True) - sp.cancel(A.det()) ** 2
+            for part, A in (("lu", L * U), ("qr", Q * R))]
+
+
+linear_lu = register(Identity(
+    id="flows.linear_lu",
+    title="Linear flows: log |det A| from the diagonal of the LU or QR factor",
+    chapter=CHAPTER,
+    claim={"lu": sum(sp.log(sp.Abs(d)) for d in U_diag), "qr": sum(sp.log(sp.Abs(d)) for d in R_diag)},
+    check=Check("3 x 3 with symbolic L (unit lower), U, R (upper), Q a rational rotation-reflection; "
+                "exp of twice the claim against the squared determinant; cancel", _lu_residuals),
+    template=r"\log\lvert\det(LU)\rvert = $lu, \qquad \log\lvert\det(QR)\rvert = $qr",
+    assumptions=("L unit lower triangular, U and R upper triangular with non-zero diagonal, Q orthogonal",),
+    mutants=(
+        Mutant("log_of_trace", {"lu": sp.log(sp.Abs(sum(U_diag)))},
+               "The log of the trace of U instead of the sum of the logs of its diagonal."),
+        Mutant("all_entries", {"lu": sum(sp.log(sp.Abs(v)) for v in _u.values())},
+               "Every entry of U counted, not only the diagonal."),
+        Mutant("q_counts", {"qr": sum(sp.log(sp.Abs(d)) for d in R_diag) + sp.log(2)},
+               r"A factor from $Q$ counted: $|\det Q| = 1$ contributes nothing."),
+    ),
+    references=("kingma2018glow", "papamakarios2021normalizing"),
+    code=("gencode.flows.LinearLU.log_abs_det_jacobian",),
+))
+
+# ---------------------------------------------------------------------------------------------
+# 5. Gaussian autoregressive flows (MAF, IAF): triangular Jacobians, log|det| from the scales.
+
+mu = [None, generic("mu_2", r"\mu_{2}"), generic("mu_3", r"\mu_{3}")]
+sigma = [None, generic("sigma_2", r"\sigma_{2}"), generic("sigma_3", r"\sigma_{3}")]
+mu_1, sigma_1 = sym("mu_1", real=True), sym("sigma_1", positive=True)
+X = (x1, x2, x3)
+Z = tuple(sym(f"z_{i}", real=True) for i in (1, 2, 3))
+
+
+def _cond(fns: list, i: int, prefix: tuple[sp.Symbol, ...], first: sp.Expr) -> sp.Expr:
+    """The conditioner of coordinate ``i`` (0-based) applied to the preceding coordinates."""
+    return first if i == 0 else fns[i](*prefix[:i])
+
+
+_INSTANCES_AR = {
+    mu[1]: sp.Lambda(x1, _c[0] * x1**2),
+    mu[2]: sp.Lambda((x1, x2), _c[1] * x1 * x2),
+    sigma[1]: sp.Lambda(x1, 1 + _c[2] * x1**2),
+    sigma[2]: sp.Lambda((x1, x2), 1 + _c[3] * x2**2 + _c[4] * x1**2),
+}
+
+
+def _ar_residuals(claim: Claim) -> list[sp.Expr]:
+    """MAF: ``z_i = (x_i - mu_i(x_<i)) / sigma_i(x_<i)``, Jacobian dz/dx.  IAF: ``x_i = mu_i(z_<i) +
+    sigma_i(z_<i) z_i``, Jacobian dx/dz.  Both lower triangular; the claims are compared through exp."""
+    maf = sp.Matrix([(X[i] - _cond(mu, i, X, mu_1)) / _cond(sigma, i, X, sigma_1) for i in range(3)])
+    iaf = sp.Matrix([_cond(mu, i, Z, mu_1) + _cond(sigma, i, Z, sigma_1) * Z[i] for i in range(3)])
+    out = []
+    for part, J in (("maf", maf.jacobian(X)), ("iaf", iaf.jacobian(Z))):
+        out += [J[i, j] for i in range(3) for j in range(i + 1, 3)]  # upper triangle vanishes
+        out.append(sp.expand(sp.exp(claim[part]), power_exp=True) - J.det())
+    return with_instances(out, _INSTANCES_AR)
+
+
+autoregressive_logdet = register(Identity(
+    id="flows.autoregressive_logdet",
+    title="Gaussian autoregressive flows (MAF, IAF): triangular Jacobian, log|det| from the scales",
+    chapter=CHAPTER,
+    claim={"maf": -sum(sp.log(_cond(sigma, i, X, sigma_1)) for i in range(3)),
+           "iaf": sum(sp.log(_cond(sigma, i, Z, sigma_1)) for i in range(3))},
+    check=Check("Jacobians of the 3-D maps with generic conditioners mu_i, sigma_i; upper triangle zero; "
+                "exp of the claim against det; cancel; witness with conditioners instantiated", _ar_residuals),
+    template=(r"\begin{aligned} \text{MAF:}\quad \log\left\lvert\det \frac{\partial z}{\partial x}\right\rvert "
+              r"&= $maf, \\ \text{IAF:}\quad \log\left\lvert\det \frac{\partial x}{\partial z}\right\rvert "
+              r"&= $iaf \end{aligned}"),
+    assumptions=("sigma_i > 0 depends only on the preceding coordinates (x_<i for MAF, z_<i for IAF)",
+                 "MAF: z_i = (x_i - mu_i(x_<i)) / sigma_i(x_<i); IAF: x_i = mu_i(z_<i) + sigma_i(z_<i) z_i"),
+    mutants=(
+        Mutant("maf_sign", {"maf": sum(sp.log(_cond(sigma, i, X, sigma_1)) for i in range(3))},
+               "The sign of the MAF log-determinant flipped (the sampling direction's value)."),
+        Mutant("maf_includes_mu", {"maf": -sum(sp.log(_cond(sigma, i, X, sigma_1)) for i in range(3))
+                                   + sp.log(sp.Abs(mu[1](x1)))},
+               r"A term from the shift $\mu_i$, which does not enter the diagonal."),
+        Mutant("iaf_sigma_squared", {"iaf": 2 * sum(sp.log(_cond(sigma, i, Z, sigma_1)) for i in range(3))},
+               r"Variances $\sigma_i^2$ where the scales $\sigma_i$ belong."),
+    ),
+    references=("papamakarios2017masked",),
+    code=("gencode.flows.MAF.log_abs_det_jacobian", "gencode.flows.IAF.log_abs_det_jacobian"),
+))
+
+# ---------------------------------------------------------------------------------------------
+# 6. The inverse of MAF is sequential and conditions on x, not on z.
+
+
+def _maf_inverse_residuals(claim: Claim) -> list[sp.Expr]:
+    """Round trip: compute z from x by the MAF map, feed it to the claimed inverse, compare with x."""
+    z_of_x = {Z[i]: (X[i] - _cond(mu, i, X, mu_1)) / _cond(sigma, i, X, sigma_1) for i in range(3)}
+    back = [claim[f"x_{i + 1}"].xreplace(z_of_x) for i in range(3)]
+    return with_instances([back[i] - X[i] for i in range(3)], _INSTANCES_AR)
+
+
+maf_inverse = register(Identity(
+    id="flows.maf_inverse",
+    title="Inverting MAF: x_i = mu_i(x_<i) + sigma_i(x_<i) z_i, one coordinate after another",
+    chapter=CHAPTER,
+    claim={f"x_{i + 1}": _cond(mu, i, X, mu_1) + _cond(sigma, i, X, sigma_1) * Z[i] for i in range(3)},
+    check=Check("round trip x -> z -> x with generic conditioners; cancel; witness with conditioners "
+                "instantiated", _maf_inverse_residuals),
+    template=(r"x_1 = $x_1, \qquad x_2 = $x_2, \qquad x_3 = $x_3"),
+    assumptions=("z_i = (x_i - mu_i(x_<i)) / sigma_i(x_<i), sigma_i > 0",),
+    mutants=(
+        Mutant("conditioners_on_z",
+               {f"x_{i + 1}": _cond(mu, i, Z, mu_1) + _cond(sigma, i, Z, sigma_1) * Z[i] for i in range(3)},
+               r"The inverse written with the conditioners evaluated at $z_{<i}$ instead of $x_{<i}$; that "
+               "map is the generative direction of IAF, a different flow, and does not invert MAF.",
+               source=SOURCE_001),
+        Mutant("divide_by_sigma",
+               {f"x_{i + 1}": _cond(mu, i, X, mu_1) + Z[i] / _cond(sigma, i, X, sigma_1) for i in range(3)},
+               r"Divided by $\sigma_i$ again instead of multiplied."),
+    ),
+    references=("papamakarios2017masked",),
+    code=("gencode.flows.MAF.forward",),
+))
+
+# ---------------------------------------------------------------------------------------------
+# 7. Affine coupling (RealNVP): block-triangular Jacobian, log|det| = sum of s.
+
+s = [generic("s_1", "s_1"), generic("s_2", "s_2")]
+t = [generic("t_1", "t_1"), generic("t_2", "t_2")]
+X4 = (x1, x2, x3, x4)
+_INSTANCES_COUPLING = {
+    s[0]: sp.Lambda((x1, x2), _c[0] * x1 * x2), s[1]: sp.Lambda((x1, x2), _c[1] * x1**2 - x2),
+    t[0]: sp.Lambda((x1, x2), _c[2] * x2**3), t[1]: sp.Lambda((x1, x2), _c[3] * x1),
+}
+
+
+def _coupling_residuals(claim: Claim) -> list[sp.Expr]:
+    """``y_{1:2} = x_{1:2}``, ``y_j = x_j exp(s_j(x_{1:2})) + t_j(x_{1:2})`` for ``j = 3, 4``."""
+    y = sp.Matrix([x1, x2] + [X4[2 + j] * sp.exp(s[j](x1, x2)) + t[j](x1, x2) for j in range(2)])
+    J = y.jacobian(X4)
+    block = [J[i, j] for i in range(2) for j in range(2, 4)]  # upper-right block vanishes
+    det = sp.expand(J.det(), power_exp=True)
+    return with_instances(block + [sp.expand(sp.exp(claim["log_det"]), power_exp=True) - det], _INSTANCES_COUPLING)
+
+
+coupling_logdet = register(Identity(
+    id="flows.coupling_logdet",
+    title="Affine coupling (RealNVP): the log-determinant is the sum of the log-scales",
+    chapter=CHAPTER,
+    claim={"log_det": s[0](x1, x2) + s[1](x1, x2)},
+    check=Check("Jacobian of a 4-D coupling layer with generic s_j, t_j; upper-right block zero; exp of the "
+                "claim against det; cancel; witness with s, t instantiated", _coupling_residuals),
+    template=(r"y_{1:2} = x_{1:2},\quad y_{3:4} = x_{3:4} \odot e^{s(x_{1:2})} + t(x_{1:2}) "
+              r"\quad\Longrightarrow\quad \log\left\lvert\det\frac{\partial y}{\partial x}\right\rvert = $log_det"),
+    assumptions=("s = (s_1, s_2), t = (t_1, t_2) arbitrary differentiable functions of x_{1:2}",),
+    mutants=(
+        Mutant("exp_scales", {"log_det": sp.exp(s[0](x1, x2)) + sp.exp(s[1](x1, x2))},
+               r"The scales $e^{s_j}$ summed instead of the log-scales $s_j$."),
+        Mutant("inverse_direction", {"log_det": -s[0](x1, x2) - s[1](x1, x2)},
+               "The log-determinant of the inverse map."),
+        Mutant("shift_counts", {"log_det": s[0](x1, x2) + s[1](x1, x2) + t[0](x1, x2)},
+               r"A contribution of the shift $t$, which sits below the diagonal."),
+    ),
+    references=("dinh2017density",),
+    code=("gencode.flows.AffineCoupling.log_abs_det_jacobian",),
+))
+
+# ---------------------------------------------------------------------------------------------
+# 8. Maximum likelihood for a one-dimensional linear flow z = a x + b on data with mean m, variance v.
+
+a, b = sym("a", positive=True), sym("b", real=True)
+m = sym("m", real=True)
+v = sym("v", positive=True)
+w = sym("w", positive=True)  # v = w^2, so the square root is rational
+
+
+def _mean_log_lik(scale: sp.Expr, shift: sp.Expr) -> sp.Expr:
+    """``E[log N(a X + b; 0, 1) + log a]`` with ``E[X] = m``, ``E[X^2] = v + m^2`` (empirical moments)."""
+    second = scale**2 * (v + m**2) + 2 * scale * shift * m + shift**2
+    return -second / 2 - sp.log(2 * sp.pi) / 2 + sp.log(scale)
+
+
+def _mle_residuals(claim: Claim) -> list[sp.Expr]:
+    ell = _mean_log_lik(a, b)
+    at = {a: claim["scale"], b: claim["shift"]}
+    return [sp.diff(ell, a).xreplace(at), sp.diff(ell, b).xreplace(at),
+            sp.expand_log(-ell.xreplace(at) - claim["nll"], force=True)]
+
+
+linear_gaussian_mle = register(Identity(
+    id="flows.linear_gaussian_mle",
+    title="A linear flow fitted by maximum likelihood standardises the data",
+    chapter=CHAPTER,
+    claim={"scale": 1 / sp.sqrt(v), "shift": -m / sp.sqrt(v),
+           "nll": sp.log(2 * sp.pi * sp.E * v) / 2},
+    check=Check("stationarity of the mean log-likelihood in (a, b) (it is strictly concave); value at the "
+                "optimum; v = w^2; expand_log and cancel", _mle_residuals, definitions={v: w**2}),
+    template=(r"\hat a = $scale, \qquad \hat b = $shift, \qquad "
+              r"-\frac{1}{N}\sum_{n} \log p_{\hat a, \hat b}(x_n) = $nll"),
+    assumptions=("z = a x + b, a > 0, base N(0, 1)", "m and v > 0 the sample mean and (1/N) variance"),
+    mutants=(
+        Mutant("variance_for_std", {"scale": 1 / v, "shift": -m / v},
+               r"The scale $1/v$ instead of $1/\sqrt{v}$."),
+        Mutant("shift_sign", {"shift": m / sp.sqrt(v)}, "The shift with the wrong sign."),
+        Mutant("nll_without_e", {"nll": sp.log(2 * sp.pi * v) / 2},
+               r"The optimal NLL without its $\tfrac12$ (the factor $e$ inside the logarithm)."),
+    ),
+    references=("papamakarios2021normalizing",),
+    code=("gencode.flows.LinearLU",),
+))
+
+# ---------------------------------------------------------------------------------------------
+# 9. LOTUS: expectations under a flow are expectations over the base, pushed through the flow.
+
+z = sym("z", real=True)
+mu_x, sigma_x = sym("mu", real=True), sym("sigma", positive=True)
+
+
+def _lotus_residuals(claim: Claim) -> list[sp.Expr]:
+    """The density of ``X = mu + sigma Z`` by the change of variables is ``N(mu, sigma^2)`` (log-densities
+    compared), and the first four moments of that density equal ``E[h(claimed map of Z)]``."""
+    standard = GaussianFactor((x - mu_x) / sigma_x, 0, 1).log_density()  # log p_Z(f(x)), f(x) = (x - mu)/sigma
+    density = sp.expand_log(standard + sp.log(claim["jacobian"])
+                            - GaussianFactor(x, mu_x, sigma_x**2).log_density(), force=True)
+    moments = [gaussian_moment(k, mu_x, sigma_x**2) - gaussian_expectation(claim["pushforward"] ** k, z, 0, 1)
+               for k in range(1, 5)]
+    return [density] + moments
+
+
+lotus = register(Identity(
+    id="flows.lotus",
+    title="LOTUS: an expectation under a flow is an expectation over its base samples",
+    chapter=CHAPTER,
+    claim={"pushforward": mu_x + sigma_x * z, "jacobian": 1 / sigma_x},
+    check=Check("density of X by the change of variables identified as N(mu, sigma^2) (log-densities, "
+                "expand_log); moments k = 1..4 on both sides by the Gaussian moment recursion; cancel",
+                _lotus_residuals),
+    template=(r"\mathbb{E}_{p_X}\big[h(X)\big] = \mathbb{E}_{z \sim \mathcal{N}(0, 1)}\big[h\big($pushforward\big)\big], "
+              r"\qquad p_X(x) = p_Z\!\left(\tfrac{x - \mu}{\sigma}\right) $jacobian"),
+    assumptions=("x = f^{-1}(z) = mu + sigma z, sigma > 0, base N(0, 1)",
+                 "h(x) = x^k, k = 1, ..., 4 (polynomials of degree <= 4)"),
+    mutants=(
+        Mutant("forward_map_inside", {"pushforward": (z - mu_x) / sigma_x},
+               r"The normalizing map $f$ applied to base samples instead of $f^{-1}$."),
+        Mutant("no_jacobian", {"jacobian": sp.Integer(1)},
+               "The Jacobian factor forgotten: the density of X does not integrate to one."),
+    ),
+    references=("papamakarios2021normalizing",),
+    code=("gencode.flows.Flow.sample",),
+    display={"pushforward": sp.Add(mu_x, sp.Mul(sigma_x, z, evaluate=False), evaluate=False),
+             "jacobian": sp.Pow(sigma_x, -1, evaluate=False)},
+))
