@@ -136,8 +136,8 @@ hopfield = register(Identity(
     claim={"score_1": _Wx_minus_b[0], "score_2": _Wx_minus_b[1]},
     check=equal({"score_1": _hopfield_score[0], "score_2": _hopfield_score[1]},
                 "differentiate E(x) = -x^T W x / 2 + b^T x (W symmetric, 2 x 2); cancel"),
-    template=(r"E(x) = -\tfrac{1}{2} x^\top W x + b^\top x \;\Longrightarrow\; "
-              r"-\nabla_x E(x) = W x - b = \begin{pmatrix} $score_1 \\ $score_2 \end{pmatrix}"),
+    template=(r"\begin{aligned} E(x) &= -\tfrac{1}{2} x^\top W x + b^\top x, \\ "
+              r"-\nabla_x E(x) &= W x - b = \begin{pmatrix} $score_1 \\ $score_2 \end{pmatrix} \end{aligned}"),
     assumptions=("W symmetric", "x in R^2 (the computation is the same in any dimension)"),
     mutants=(
         Mutant("sign", {"score_1": -_Wx_minus_b[0], "score_2": -_Wx_minus_b[1]},
@@ -170,8 +170,8 @@ stationary = register(Identity(
         _fokker_planck_at_p,
         examples=({Density: sp.Lambda(x, sp.exp(-x**2 / 2 - x**4 / 8))},),
     ),
-    template=(r"dX_t = $drift\, dt + \sqrt{2}\, dW_t "
-              r"\quad\text{has}\quad -\partial_x\!\big(p\, $drift\big) + \partial_x^2 p = 0"),
+    template=(r"\begin{aligned} &dX_t = $drift\, dt + \sqrt{2}\, dW_t: \\ "
+              r"&-\partial_x\!\big(p\, $drift\big) + \partial_x^2 p = 0 \end{aligned}"),
     assumptions=("p > 0 twice differentiable", "one coordinate shown; coordinates add up in the divergence"),
     mutants=(
         Mutant("grad_p", {"drift": sp.Derivative(Density(x), x)},
@@ -207,8 +207,8 @@ discrete_variance = register(Identity(
     chapter="ebm",
     claim={"variance": s**2 / (1 - eta / (4 * s**2))},
     check=Check("stationarity of the variance under one step, Var = c^2 Var + eta; cancel", _fixed_point),
-    template=(r"x_{k+1} = x_k - \frac{\eta}{2} \frac{x_k}{s^2} + \sqrt{\eta}\, \xi_k "
-              r"\quad\Longrightarrow\quad \operatorname{Var}_{\pi_\eta}(x) = $variance"),
+    template=(r"\begin{aligned} x_{k+1} &= x_k - \frac{\eta}{2} \frac{x_k}{s^2} + \sqrt{\eta}\, \xi_k "
+              r"\\ \Longrightarrow\quad \operatorname{Var}_{\pi_\eta}(x) &= $variance \end{aligned}"),
     assumptions=("target N(0, s^2), score -x/s^2", "0 < eta < 4 s^2 (the chain is stable)",
                  "xi_k ~ N(0, 1) independent of x_k"),
     mutants=(

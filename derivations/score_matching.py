@@ -69,8 +69,8 @@ implicit = register(Identity(
                    S1: sp.Lambda((x1, x2), x1 * x2 - x1**3 + 1),
                    S2: sp.Lambda((x1, x2), x2 - 2 * x1 + x1**2)},),
     ),
-    template=(r"\tfrac{1}{2}\, \mathbb{E}_{p} \big\| s_\theta - \nabla \log p \big\|^2 = "
-              r"\mathbb{E}_{p}\Big[ $model \Big] + \mathbb{E}_{p}\Big[ $constant \Big]"),
+    template=(r"\begin{aligned} \tfrac{1}{2}\, \mathbb{E}_{p} \big\| s_\theta - \nabla \log p \big\|^2 "
+              r"&= \mathbb{E}_{p}\Big[ $model \Big] \\ &\quad + \mathbb{E}_{p}\Big[ $constant \Big] \end{aligned}"),
     assumptions=("p > 0 and s_theta differentiable on R^2",
                  "p s_theta -> 0 at infinity, so the divergence div(p s_theta) integrates to zero",
                  "two dimensions shown; each coordinate is one integration by parts"),
@@ -142,9 +142,7 @@ denoising = register(Identity(
         variables=(a, b),
     ),
     template=(r"\begin{aligned} \nabla_{\tilde x} \log q_\sigma(\tilde x \mid x) &= $target, \\ "
-              r"\tfrac12 \mathbb{E}_{x, \tilde x} \big(s_\theta(\tilde x) - \nabla_{\tilde x} \log q_\sigma(\tilde x \mid x)\big)^2 "
-              r"&= \tfrac12 \mathbb{E}_{\tilde x} \big(s_\theta(\tilde x) - \nabla_{\tilde x} \log q_\sigma(\tilde x)\big)^2 "
-              r"+ $constant \end{aligned}"),
+              r"J_{\mathrm{DSM}}(\theta) &= J_{\mathrm{ESM}}(\theta) + $constant \end{aligned}"),
     assumptions=("x ~ N(mu, tau^2), x~ = x + sigma eps, eps ~ N(0, 1) independent",
                  "s_theta(x~) = a x~ + b, any a, b (both objectives are quadratic in s_theta)",
                  "one coordinate; in D dimensions with isotropic noise the constant is D times this"),
@@ -205,7 +203,8 @@ tweedie = register(Identity(
         _tweedie_residuals,
         definitions={score_symbol: marginal_score},
     ),
-    template=(r"\mathbb{E}[x \mid \tilde x] = $denoiser, \qquad \mathbb{E}[\epsilon \mid \tilde x] = $noise"),
+    template=(r"\begin{aligned} \mathbb{E}[x \mid \tilde x] &= $denoiser, \\ "
+              r"\mathbb{E}[\epsilon \mid \tilde x] &= $noise \end{aligned}"),
     assumptions=("x~ = x + sigma eps, eps ~ N(0, 1) independent of x",
                  "checked for x ~ N(mu, tau^2); the proof in the chapter holds for any law of x"),
     mutants=(
@@ -255,8 +254,8 @@ sliced = register(Identity(
          "norm": _projection_expectation(((_v.T * _sv)[0]) ** 2)},
         "expectations over v ~ N(0, I) by the moment recursion; cancel",
     ),
-    template=(r"\mathbb{E}_{v}\big[v^\top J v\big] = \operatorname{tr} J = $trace, \qquad "
-              r"\mathbb{E}_{v}\big[(v^\top s)^2\big] = \|s\|^2 = $norm"),
+    template=(r"\begin{aligned} \mathbb{E}_{v}\big[v^\top J v\big] &= \operatorname{tr} J = $trace, \\ "
+              r"\mathbb{E}_{v}\big[(v^\top s)^2\big] &= \|s\|^2 = $norm \end{aligned}"),
     assumptions=("v ~ N(0, I), J the Jacobian of s_theta at x, in R^2 (any dimension is the same)",),
     mutants=(
         Mutant("all_entries", {"trace": J11 + J12 + J21 + J22},
@@ -282,8 +281,8 @@ ncsn_weighting = register(Identity(
         {"weighted_minimum": sigma**2 * denoising_objective(-(xt - x) / sigma**2).xreplace(_optimal)},
         "sigma^2 times the denoising objective at the true score (Gaussian moments); cancel",
     ),
-    template=(r"\min_{s} \; \sigma^2 \cdot \tfrac12 \mathbb{E}\Big(s(\tilde x) + \frac{\tilde x - x}{\sigma^2}\Big)^2 "
-              r"= $weighted_minimum \;\le\; \tfrac12"),
+    template=(r"\begin{aligned} \min_{s} \; \sigma^2 \cdot \tfrac12 \mathbb{E}\Big(s(\tilde x) + "
+              r"\frac{\tilde x - x}{\sigma^2}\Big)^2 &= $weighted_minimum \\ &\le \tfrac12 \end{aligned}"),
     assumptions=("x ~ N(mu, tau^2), x~ = x + sigma eps", "per coordinate"),
     mutants=(
         Mutant("unweighted", {"weighted_minimum": tau**2 / (2 * sigma**2 * (tau**2 + sigma**2))},
