@@ -1,0 +1,128 @@
+"""Energy-based models (``gencode.ebm``): the score without the partition function, and training.
+
+Training is validated where the optimum is known in closed form: a Gaussian (quadratic) energy fitted
+to Gaussian data.  Hyvarinen's objective for that family is minimised exactly by the sample mean and
+the inverse of the sample covariance; contrastive divergence by the true parameters, up to the
+Langevin discretisation bias and stochastic-gradient noise.  A network energy is compared with the
+oracle score of a Gaussian mixture.
+"""
+
+from __future__ import annotations
+
+import pytest
+import sympy as sp
+import torch
+
+from derivations import ebm as e
+from gencode.distributions import Gaussian, eight_gaussians
+from gencode.ebm import EnergyModel, QuadraticEnergy, contrastive_divergence_loss, mlp_energy
+from gencode.oracle import MixtureOracle
+from gencode.score_matching import denoising_score_matching_loss, implicit_score_matching_loss, score_error
+from gencode.train import fit
+
+from single_thread import one_thread  # noqa: F401 (a fixture, used through pytestmark)
+
+F64 = torch.float64
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/single_thread.py
+
+
+class _QuarticEnergy(torch.nn.Module):
+    """The registry's witness energy x^4/4 - x + 1, coordinate-wise."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x**4 / 4 - x + 1).sum(-1)
+
+
+@pytest.mark.validates("ebm.score")
+def test_score_is_minus_energy_gradient_as_registered(device: torch.device) -> None:
+    x = torch.linspace(-2, 2, 11, dtype=F64, device=device).unsqueeze(-1)
+    got = EnergyModel(_QuarticEnergy()).score(x)
+    example = {e.Energy: sp.Lambda(e.x, e.x**4 / 4 - e.x + 1)}
+    want = sp.lambdify(e.x, e.instantiate(e.score.claim["score"], example))(x.cpu().numpy())
+    torch.testing.assert_close(got, torch.as_tensor(want, device=device), rtol=1e-12, atol=1e-12)
+    wrong = sp.lambdify(e.x, e.instantiate(e.score.mutants[0].claim["score"], example))(x.cpu().numpy())
+    assert (got - torch.as_tensor(wrong, device=device)).abs().max() > 1  # the +grad E variant differs
+
+
+@pytest.mark.validates("ebm.score")
+def test_score_ignores_the_partition_function(device: torch.device) -> None:
+    # The quadratic energy's normalised density is N(mean, P^-1): the gradient of its log_prob (which
+    # includes log Z) equals the model's score, which never computes Z.
+    torch.manual_seed(0)
+    energy = QuadraticEnergy(2).to(device=device, dtype=F64)
+    with torch.no_grad():
+        energy.mean.copy_(torch.tensor([0.5, -1.0]))
+        energy.raw_tril.copy_(torch.tensor([[0.3, 0.0], [0.7, -0.2]]))
+    x = torch.randn(50, 2, dtype=F64, device=device, requires_grad=True)
+    log_p = torch.distributions.MultivariateNormal(energy.mean, precision_matrix=energy.precision).log_prob(x)
+    (autograd,) = torch.autograd.grad(log_p.sum(), x)
+    torch.testing.assert_close(EnergyModel(energy).score(x.detach()), autograd, rtol=1e-10, atol=1e-10)
+
+
+def _gaussian_data(device: torch.device, n: int = 4000) -> tuple[Gaussian, torch.Tensor]:
+    cov = torch.tensor([[1.0, 0.6], [0.6, 0.8]], dtype=F64, device=device)
+    data = Gaussian(torch.tensor([1.0, -0.5], dtype=F64, device=device), cov)
+    return data, data.sample(n, generator=torch.Generator(device=device).manual_seed(7))
+
+
+@pytest.mark.slow
+def test_implicit_score_matching_finds_the_sample_optimum(device: torch.device) -> None:
+    _, x = _gaussian_data(device, 1000)
+    model = EnergyModel(QuadraticEnergy(2)).to(device=device, dtype=F64)
+    fit(lambda b: implicit_score_matching_loss(model.field, b), model, x, steps=600, batch_size=len(x),
+        lr=0.05, lr_schedule="cosine")
+    centred = x - x.mean(0)
+    optimum = torch.linalg.inv(centred.T @ centred / len(x))  # E[||Ax + c||^2/2 + tr A] is minimised there
+    # Full-batch Adam, 600 steps with a cosine-decayed step: the budget leaves an optimisation error
+    # of about 1% of the entries (the largest is ~2.3); 0.05 bounds it, while the untrained model
+    # (precision 0.48 I) is off by more than 1.
+    torch.testing.assert_close(model.energy.precision, optimum, rtol=0, atol=0.05)
+    torch.testing.assert_close(model.energy.mean, x.mean(0), rtol=0, atol=0.05)
+
+
+@pytest.mark.slow
+def test_contrastive_divergence_recovers_a_gaussian(device: torch.device) -> None:
+    data, x = _gaussian_data(device, 20_000)
+    model = EnergyModel(QuadraticEnergy(2)).to(device=device, dtype=F64)
+    gen = torch.Generator(device=device).manual_seed(8)
+    fit(lambda b: contrastive_divergence_loss(model, b, 0.05, 5, generator=gen), model, x, steps=400,
+        batch_size=256, lr=0.02, lr_schedule="cosine")
+    want = torch.linalg.inv(data.covariance)
+    # Sources of error: the Langevin bias (eta / (4 s^2) ~ 3% with eta = 0.05, s^2 >= 0.4), CD-5's
+    # short chains and the stochastic gradient; 15% of the largest entry bounds them together.
+    err = (model.energy.precision.detach() - want).abs().max() / want.abs().max()
+    assert float(err) < 0.15, float(err)
+    torch.testing.assert_close(model.energy.mean, data.mean, rtol=0, atol=0.1)
+    # the untrained model starts far away
+    assert float((QuadraticEnergy(2).to(device, F64).precision.detach() - want).abs().max() / want.abs().max()) > 0.3
+
+
+@pytest.mark.slow
+def test_network_energy_trained_by_denoising_matches_the_oracle(device: torch.device) -> None:
+    data = eight_gaussians(std=0.1, dtype=torch.float32, device=device)
+    sigma = 0.3
+    torch.manual_seed(0)
+    model = EnergyModel(mlp_energy(2, hidden=64)).to(device)
+    gen = torch.Generator(device=device).manual_seed(9)
+    fit(lambda b: denoising_score_matching_loss(model.score, b, sigma, generator=gen), model,
+        data.sample(20_000, generator=gen), steps=600, batch_size=512, lr=5e-3, lr_schedule="cosine")
+    err = score_error(model.score, MixtureOracle(data), torch.tensor([sigma]), generator=gen)
+    # Training budget (600 steps on a CPU): a relative squared error of 0.2 is a score within about
+    # 45% in norm; the untrained energy is at about 1.
+    assert float(err.relative[0]) < 0.2, err.relative
+    torch.manual_seed(1)
+    untrained = score_error(EnergyModel(mlp_energy(2, hidden=64)).to(device).score, MixtureOracle(data),
+                            torch.tensor([sigma]), generator=gen)
+    assert float(untrained.relative[0]) > 0.5
+
+
+def test_bad_input_is_named() -> None:
+    with pytest.raises(ValueError, match="dim"):
+        QuadraticEnergy(0)
+    model = EnergyModel(QuadraticEnergy(2))
+    with pytest.raises(ValueError, match="x must"):
+        model.score(torch.zeros(3))
+    with pytest.raises(ValueError, match="regularization"):
+        contrastive_divergence_loss(model, torch.zeros(3, 2), 0.1, 1, regularization=-1.0)
