@@ -194,8 +194,9 @@ coverage_identical = register(Identity(
     ),
     references=("naeem2020reliable",),
     code=("gencode.metrics.density_coverage",),
-    display={"coverage": sp.Add(1, -sp.Mul(sp.binomial(n - 1, k), sp.Pow(sp.binomial(2 * n - 1, k), -1, evaluate=False),
-                                           evaluate=False), evaluate=False),
+    display={"coverage": sp.Add(1, -sp.Mul(sp.binomial(sp.Add(n, -1, evaluate=False), k, evaluate=False),
+                                           sp.Pow(sp.binomial(sp.Add(2 * n, -1, evaluate=False), k, evaluate=False),
+                                                  -1, evaluate=False), evaluate=False), evaluate=False),
              "limit": sp.Add(1, -sp.Pow(2, -k, evaluate=False), evaluate=False)},
 ))
 
