@@ -34,6 +34,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .core import Claim, Check, Identity, Mutant, register, sym
+from .diffusion import _frac, _mul  # unevaluated products for display forms
 
 p = sym("p", positive=True)  # data density at a point
 q = sym("q", positive=True)  # generator density at the same point
@@ -83,14 +84,6 @@ def _positive_factors(arg: sp.Expr) -> sp.Expr:
                 coeff = -coeff
                 break
     return sp.Mul(coeff, *factors)
-
-
-def _mul(*args: sp.Expr) -> sp.Expr:
-    return sp.Mul(*args, evaluate=False)
-
-
-def _frac(num: sp.Expr, den: sp.Expr) -> sp.Expr:
-    return sp.Mul(num, sp.Pow(den, -1, evaluate=False), evaluate=False)
 
 
 def _logs_equal(derived: dict[str, sp.Expr], method: str) -> Check:

@@ -32,7 +32,8 @@ from __future__ import annotations
 import sympy as sp
 
 from .core import Claim, Check, Identity, Mutant, register, sym
-from .gan import _frac, _mul, logs
+from .diffusion import _frac, _mul
+from .gan import logs
 
 # ---------------------------------------------------------------------------------------------
 # 1. Kantorovich-Rubinstein duality, certified on three points.
