@@ -1,0 +1,282 @@
+"""Generative adversarial networks: the optimal discriminator and the Jensen-Shannon divergence.
+
+Goodfellow et al. (2014) train a discriminator ``D`` against a generator whose samples have
+density ``q``; the data have density ``p``.  For a fixed generator the discriminator maximises
+
+    V(D, G) = E_p[log D(x)] + E_q[log(1 - D(x))] = int [p(x) log D(x) + q(x) log(1 - D(x))] dx,
+
+and since ``D(x)`` may be chosen separately at every ``x``, everything reduces to the pointwise
+function ``f(D) = p log D + q log(1 - D)`` of one number ``D`` in ``(0, 1)``, where ``p, q > 0``
+are the two densities at that point.  Registered below:
+
+1. ``gan.optimal_discriminator``: ``D* = p / (p + q)`` is a stationary point of ``f`` and ``f`` is
+   strictly concave (its second derivative is a negative sum of positive terms);
+2. ``gan.discriminator_gap``: ``f(D*) - f(D) = (p + q) KL(Bern(D*) || Bern(D))``, non-negative by
+   Gibbs' inequality, so ``D*`` is the global maximiser (the source notes' practice problem);
+3. ``gan.value_at_optimum``: ``f(D*) = -(p + q)/2 log 4 + 2 j(p, q)`` with
+   ``j = 1/2 p log(p/m) + 1/2 q log(q/m)``, ``m = (p + q)/2``, the integrand of JS; integrating
+   (``int p = int q = 1``) gives ``V(D*, G) = -log 4 + 2 JS(p || q)``;
+4. ``gan.global_optimum``: at ``q = p`` the optimal discriminator is ``1/2`` and the value
+   ``-log 4``;
+5. ``gan.generator_gradients``: with ``D = sigmoid(a)``, the gradients in the logit ``a`` of the
+   saturating loss ``log(1 - D)`` and the non-saturating loss ``-log D`` are ``-D`` and
+   ``-(1 - D)``: the first vanishes when the discriminator rejects the samples (``D -> 0``);
+6. ``gan.noisy_mixture``: ``log(eps p + (1 - eps) r) = log p + log eps + log(1 + (1-eps) r/(eps p))``,
+   whose last term is non-negative: a model that is 99 % noise loses at most ``log 100`` nats of
+   likelihood per sample (the likelihood-free motivation).
+
+Logarithms are normalised by ``expand_log(force=True, factor=True)`` on arguments that are
+products and quotients of positive symbols, after which ``cancel`` is a complete zero test.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from .core import Claim, Check, Identity, Mutant, register, sym
+from .diffusion import _frac, _mul  # unevaluated products for display forms
+
+p = sym("p", positive=True)  # data density at a point
+q = sym("q", positive=True)  # generator density at the same point
+D = sym("D", (0, 1), positive=True)  # discriminator output at that point
+a = sym("a", real=True)  # discriminator logit, D = sigmoid(a)
+u = sym("u", positive=True)  # exp(-a)
+eps = sym("epsilon", (0, 1), positive=True)  # weight of the data in a noisy mixture
+r = sym("r", positive=True)  # noise density at a point
+
+f_pointwise = p * sp.log(D) + q * sp.log(1 - D)
+"""The pointwise discriminator objective ``p log D + q log(1 - D)``."""
+
+D_star = p / (p + q)
+m = (p + q) / 2
+DS = sp.Symbol("D^*", positive=True)  # a name for D* in displayed formulas
+M = sp.Symbol("m", positive=True)  # a name for the midpoint density in displayed formulas
+NAMES = {DS: D_star, M: m}
+"""Definitions of the names used in display forms."""
+
+ASSUMPTIONS = (
+    "p > 0 and q > 0 are the data and generator densities at one point x",
+    "D = D(x) in (0, 1) is chosen separately at every x",
+)
+
+
+def logs(expr: sp.Expr) -> sp.Expr:
+    """Split every logarithm of a product or quotient of positive factors (and of integers).
+
+    Each argument is first brought over one denominator and factored: ``expand_log`` alone does
+    not split ``log(1 - p/(p + q))`` into ``log q - log(p + q)``.
+    """
+    expr = expr.replace(lambda e: isinstance(e, sp.log), lambda e: sp.log(_positive_factors(e.args[0])))
+    return sp.expand_log(sp.expand(expr), force=True, factor=True)
+
+
+def _positive_factors(arg: sp.Expr) -> sp.Expr:
+    """``arg`` factored, with a negative leading sign moved into a factor (``-(D - 1)`` -> ``1 - D``).
+
+    ``expand_log(force=True)`` would otherwise split off ``log(-1) = i pi``.
+    """
+    coeff, factors = sp.factor(sp.together(arg)).as_coeff_mul()
+    if coeff < 0:
+        for i, f in enumerate(factors):
+            base, power = f.as_base_exp()
+            if isinstance(base, sp.Add) and power.is_integer and power % 2 == 1:
+                factors = factors[:i] + ((-base) ** power,) + factors[i + 1:]
+                coeff = -coeff
+                break
+    return sp.Mul(coeff, *factors)
+
+
+def _logs_equal(derived: dict[str, sp.Expr], method: str) -> Check:
+    """Like :func:`equal`, with logarithms split after the display names are replaced."""
+    def residuals(claim: Claim) -> list[sp.Expr]:
+        return [logs((derived[k] - claim[k]).doit().xreplace(NAMES)) for k in derived]
+
+    return Check(method, residuals, definitions=NAMES)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. The stationary point and the curvature.
+
+
+def _optimal_residuals(claim: Claim) -> list[sp.Expr]:
+    return [
+        sp.diff(f_pointwise, D).xreplace({D: claim["D"]}),  # f'(D*) = 0
+        sp.diff(f_pointwise, D, 2) - claim["curvature"],
+    ]
+
+
+optimal_discriminator = register(Identity(
+    id="gan.optimal_discriminator",
+    title="The optimal discriminator is p / (p + q)",
+    chapter="gan",
+    claim={"D": D_star, "curvature": -p / D**2 - q / (1 - D) ** 2},
+    check=Check("f'(D*) = 0 by differentiation and cancel; f'' computed and compared", _optimal_residuals),
+    template=(r"\frac{\partial f}{\partial D}\Big|_{D = D^*} = 0 \ \text{ at } \ D^* = $D, \qquad "
+              r"\frac{\partial^2 f}{\partial D^2} = $curvature < 0"),
+    assumptions=ASSUMPTIONS + ("f(D) = p log D + q log(1 - D)",),
+    mutants=(
+        Mutant("swapped", {"D": q / (p + q)},
+               r"The densities exchanged: $q/(p+q)$ is the probability that $x$ is *generated*."),
+        Mutant("ratio", {"D": p / q}, r"The density ratio $p/q$, which is not even in $(0, 1)$."),
+        Mutant("curvature_sign", {"curvature": -p / D**2 + q / (1 - D) ** 2},
+               r"A sign slip in the second derivative of $\log(1 - D)$."),
+    ),
+    references=("goodfellow2014generative",),
+    code=("gencode.gan.optimal_discriminator",),
+    display={"D": _frac(p, p + q)},
+))
+
+# ---------------------------------------------------------------------------------------------
+# 2. The gap to the optimum is a Bernoulli KL: D* is the global maximiser.
+
+
+def _bernoulli_kl(s: sp.Expr, t: sp.Expr) -> sp.Expr:
+    """KL(Bern(s) || Bern(t))."""
+    return s * sp.log(s / t) + (1 - s) * sp.log((1 - s) / (1 - t))
+
+
+discriminator_gap = register(Identity(
+    id="gan.discriminator_gap",
+    title="The discriminator's shortfall is a Bernoulli KL divergence",
+    chapter="gan",
+    claim={"gap": (p + q) * _bernoulli_kl(D_star, D)},
+    check=_logs_equal({"gap": f_pointwise.xreplace({D: D_star}) - f_pointwise},
+                      "expand_log(force, factor); cancel"),
+    template=(r"f(D^*) - f(D) = $gap \;\ge\; 0"),
+    assumptions=ASSUMPTIONS + ("D* = p / (p + q)", "KL(Bern(s) || Bern(t)) >= 0 (Gibbs)"),
+    mutants=(
+        Mutant("no_mass_factor", {"gap": _bernoulli_kl(D_star, D)},
+               "The factor p + q dropped."),
+        Mutant("reversed_kl", {"gap": (p + q) * _bernoulli_kl(D, D_star)},
+               r"The Bernoulli KL taken the other way round, $\mathrm{KL}(\mathrm{Bern}(D) \,\|\, \mathrm{Bern}(D^*))$."),
+    ),
+    references=("goodfellow2014generative",),
+    display={"gap": _mul(p + q, sp.Add(
+        _mul(DS, sp.log(_frac(DS, D))),
+        _mul(1 - DS, sp.log(_frac(1 - DS, 1 - D))), evaluate=False))},
+))
+
+# ---------------------------------------------------------------------------------------------
+# 3. The value at the optimum: -log 4 + 2 JS, pointwise.
+
+js_integrand = (p * sp.log(p / m) + q * sp.log(q / m)) / 2
+"""The Jensen-Shannon integrand ``1/2 p log(p/m) + 1/2 q log(q/m)`` (natural logarithms)."""
+
+
+
+
+value_at_optimum = register(Identity(
+    id="gan.value_at_optimum",
+    title="At the optimal discriminator the GAN value is -log 4 + 2 JS (pointwise)",
+    chapter="gan",
+    claim={"value": -(p + q) / 2 * sp.log(4) + 2 * js_integrand},
+    check=_logs_equal({"value": f_pointwise.xreplace({D: D_star})},
+                      "substitute D*; expand_log(force, factor); cancel"),
+    template=r"p \log D^* + q \log(1 - D^*) = $value",
+    assumptions=ASSUMPTIONS + ("m = (p + q) / 2; natural logarithms (nats)",),
+    mutants=(
+        Mutant("kl_p_m_twice", {"value": -(p + q) / 2 * sp.log(4) + 2 * (p * sp.log(p / m))},
+               r"The JS integrand written with $\mathrm{KL}(p \,\|\, m)$ twice, "
+               r"$\tfrac12 p\log\frac{p}{m} + \tfrac12 p \log\frac{p}{m}$, instead of once for $p$ and once for $q$.",
+               source="Lil'Log, \"From GAN to WGAN\" (2017; an earlier revision of the JS expansion)"),
+        Mutant("log2_not_log4", {"value": -(p + q) / 2 * sp.log(2) + 2 * js_integrand},
+               r"The constant $-\log 2$ instead of $-\log 4 = -2 \log 2$."),
+        Mutant("bits", {"value": -(p + q) / 2 * sp.log(4) + 2 * js_integrand / sp.log(2)},
+               r"JS measured in bits (base-2 logarithms) inside a formula whose other terms are in nats."),
+    ),
+    references=("goodfellow2014generative", "weng2017gan"),
+    code=("gencode.gan.discriminator_value",),
+    display={"value": sp.Add(-_mul(_frac(p + q, 2), sp.log(4, evaluate=False)),
+                             _mul(2, sp.Add(_mul(sp.Rational(1, 2), p, sp.log(_frac(p, M))),
+                                            _mul(sp.Rational(1, 2), q, sp.log(_frac(q, M))),
+                                            evaluate=False)), evaluate=False)},
+))
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. The global optimum of the game.
+
+
+def _global_residuals(claim: Claim) -> list[sp.Expr]:
+    same = {q: p}
+    # integrate the pointwise value over x: int p dx = 1 turns "c * p" into "c"
+    value_density = logs(f_pointwise.xreplace({D: D_star}).xreplace(same))
+    return [claim["D"] - D_star.xreplace(same), logs(claim["value"] * p - value_density)]
+
+
+global_optimum = register(Identity(
+    id="gan.global_optimum",
+    title="At p_g = p_data the optimal discriminator is 1/2 and the value is -log 4",
+    chapter="gan",
+    claim={"D": sp.Rational(1, 2), "value": -sp.log(4)},
+    check=Check("substitute q = p; expand_log; the integrand is (value) * p, and int p = 1",
+                _global_residuals),
+    template=r"q = p \;\Longrightarrow\; D^* = $D \quad\text{and}\quad V(D^*, G) = $value",
+    assumptions=ASSUMPTIONS + ("int p(x) dx = 1",),
+    mutants=(
+        Mutant("value_zero", {"value": sp.Integer(0)},
+               "The value at the optimum taken to be 0, as if JS were the whole objective."),
+        Mutant("value_minus_log2", {"value": -sp.log(2)}, r"$-\log 2$ instead of $-\log 4$."),
+        Mutant("D_one", {"D": sp.Integer(1)}, "A discriminator that is sure every sample is real."),
+    ),
+    references=("goodfellow2014generative",),
+))
+
+# ---------------------------------------------------------------------------------------------
+# 5. Saturating and non-saturating generator losses.
+
+_sigmoid = 1 / (1 + sp.exp(-a))
+
+
+def _gradient_residuals(claim: Claim) -> list[sp.Expr]:
+    sat = sp.diff(sp.log(1 - _sigmoid), a)
+    nonsat = sp.diff(-sp.log(_sigmoid), a)
+    back = {sp.exp(-a): u}
+    d_of_u = 1 / (1 + u)
+    return [(sat - claim["saturating"].xreplace({D: _sigmoid})).xreplace(back).xreplace({D: d_of_u}),
+            (nonsat - claim["nonsaturating"].xreplace({D: _sigmoid})).xreplace(back)]
+
+
+generator_gradients = register(Identity(
+    id="gan.generator_gradients",
+    title="Gradients of the saturating and non-saturating generator losses in the logit",
+    chapter="gan",
+    claim={"saturating": -D, "nonsaturating": -(1 - D)},
+    check=Check("differentiate in the logit a with D = 1/(1 + e^{-a}); write u = e^{-a}; cancel",
+                _gradient_residuals),
+    template=(r"\frac{\partial}{\partial a} \log\bigl(1 - D\bigr) = $saturating, \qquad "
+              r"\frac{\partial}{\partial a} \bigl(-\log D\bigr) = $nonsaturating, \qquad D = \sigma(a)"),
+    assumptions=("D = sigmoid(a) = 1 / (1 + exp(-a)), a real",),
+    mutants=(
+        Mutant("swapped", {"saturating": -(1 - D), "nonsaturating": -D},
+               "The two gradients exchanged (the saturating loss would then be the healthy one)."),
+        Mutant("sigmoid_derivative", {"saturating": -D * (1 - D)},
+               r"The derivative of $\sigma$ itself, $D(1 - D)$, in place of the derivative of the log."),
+    ),
+    references=("goodfellow2014generative",),
+    code=("gencode.gan.generator_loss",),
+    display={"nonsaturating": sp.Mul(-1, 1 - D, evaluate=False)},
+))
+
+# ---------------------------------------------------------------------------------------------
+# 6. A noisy model keeps a high likelihood.
+
+noisy_mixture = register(Identity(
+    id="gan.noisy_mixture",
+    title="A model that is mostly noise loses at most log(1/eps) nats of likelihood",
+    chapter="gan",
+    claim={"value": sp.log(p) + sp.log(eps) + sp.log(1 + (1 - eps) * r / (eps * p))},
+    check=_logs_equal({"value": sp.log(sp.factor(eps * p + (1 - eps) * r))},
+                      "expand_log(force) of the factored argument; cancel"),
+    template=r"\log\bigl(\epsilon\, p + (1 - \epsilon)\, r\bigr) = $value \;\ge\; \log p + \log \epsilon",
+    assumptions=("p > 0 data density, r > 0 noise density at a point", "0 < epsilon < 1"),
+    mutants=(
+        Mutant("no_eps", {"value": sp.log(p) + sp.log(1 + (1 - eps) * r / (eps * p))},
+               r"The $\log\epsilon$ penalty forgotten."),
+        Mutant("eps_inside", {"value": sp.log(p) + sp.log(eps) + sp.log(1 + (1 - eps) * r / p)},
+               r"The ratio in the last term not divided by $\epsilon$."),
+    ),
+    references=("theis2016note",),
+    display={"value": sp.Add(sp.log(p), sp.log(eps), sp.log(1 + _frac(_mul(1 - eps, r), _mul(eps, p))),
+                             evaluate=False)},
+))
