@@ -56,15 +56,6 @@ def _models(device: torch.device) -> dict[str, torch.nn.Module]:
     }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: on a shared CPU, intra-op threads only add contention (10-50x slower under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 MODEL_NAMES = ["made-identity", "made-reversed", "made-random", "pixelcnn-2x3"]
 
 

@@ -18,9 +18,6 @@ from gencode.distributions import Gaussian
 from gencode.train import fit
 
 
-from test_ode import _one_thread  # noqa: E402, F401  (autouse: single-threaded, see tests/test_ode.py)
-
-
 class LinearField(nn.Module):
     """``f(x, t) = A x``: the flow is ``x(1) = expm(A) x(0)``, log-determinant ``tr A``."""
 

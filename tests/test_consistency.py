@@ -32,16 +32,6 @@ from gencode.train import fit
 from gencode.two_sample import energy_distance, sample_floor
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: training steps of a small MLP took 0.56 s with 2 threads and 0.016 s with 1
-    on a loaded 2-core machine (thread hand-offs dominate tiny ops)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _gaussian(device: torch.device, mu=(1.0, -0.5), s: float = 0.7) -> Gaussian:
     return Gaussian.isotropic(torch.tensor(mu, dtype=torch.float64, device=device), s)
 

@@ -40,15 +40,6 @@ from gencode.train import fit
 RTOL = 1e-10  # see the module docstring
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The models and arrays here are tiny: on a shared CPU, extra threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _np(x: torch.Tensor) -> np.ndarray:
     return x.detach().cpu().numpy()
 

@@ -41,13 +41,6 @@ from gencode.divergences import (
 RTOL = 1e-12
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The models and arrays here are tiny: on a shared CPU, extra threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 QUAD = 1e-10  # see the module docstring
 
 

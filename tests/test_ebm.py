@@ -20,12 +20,8 @@ from gencode.oracle import MixtureOracle
 from gencode.score_matching import denoising_score_matching_loss, implicit_score_matching_loss, score_error
 from gencode.train import fit
 
-from single_thread import one_thread  # noqa: F401 (a fixture, used through pytestmark)
 
 F64 = torch.float64
-
-
-pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/single_thread.py
 
 
 class _QuarticEnergy(torch.nn.Module):

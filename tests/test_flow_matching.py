@@ -25,9 +25,6 @@ from gencode.two_sample import energy_distance, sample_floor
 N = 2000
 
 
-from test_ode import _one_thread  # noqa: E402, F401  (autouse: single-threaded, see tests/test_ode.py)
-
-
 def _f64(*values: float) -> torch.Tensor:
     # float64 from the start: gencode.device.as_tensor builds a list in float32 before casting
     return torch.tensor(values, dtype=torch.float64)

@@ -26,7 +26,6 @@ from gencode.datasets import checkerboard
 from gencode.distributions import Gaussian, eight_gaussians
 from gencode.flows import IAF, MAF, AffineCoupling, Flow, LinearLU, maf_flow, realnvp_flow
 from gencode.train import fit
-from test_autoregressive import one_thread  # noqa: F401  (autouse fixture: one intra-op thread)
 
 # float64 Jacobians of networks of depth <= 3: entries accurate to ~1e-15 relative; 1e-10 leaves margin
 # while a log-determinant off by one layer's term (every mutant of the identities) is off by O(0.1).
@@ -217,7 +216,7 @@ def test_registry_mle_in_one_dimension(device: torch.device) -> None:
                                  torch.tensor([m], dtype=torch.float64, device=device))
     flow = Flow([layer])
     # the flow's latent map z = (x - b) / A is the registry's z = a x + b with a = 1/A, b = -shift/A
-    A, shift = float(layer.matrix), float(layer.shift)
+    A, shift = float(layer.matrix.detach()), float(layer.shift.detach())
     claim = {k: float(e.subs({d.m: m, d.v: v})) for k, e in d.linear_gaussian_mle.claim.items()}
     assert abs(1 / A - claim["scale"]) < 1e-12 and abs(-shift / A - claim["shift"]) < 1e-12
     nll = flow.loss(x)

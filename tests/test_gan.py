@@ -31,16 +31,6 @@ from gencode.two_sample import energy_distance
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: on a shared CPU, intra-op threads spin and wait far longer than they compute
-    (measured: 300 steps of a 32-wide MLP took 36 s with 2 threads and 0.9 s with 1 under load)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _pair(device: torch.device):
     """Two 1-D laws with overlapping supports: a bimodal data law and a unimodal model."""
     p = mixture_1d([0.5, 0.5], [-1.5, 1.5], [0.5, 0.5], dtype=F64, device=device)

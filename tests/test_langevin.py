@@ -23,13 +23,9 @@ from gencode.oracle import MixtureOracle
 from gencode.score_matching import geometric_sigmas
 from gencode.two_sample import energy_distance, sample_floor
 
-from single_thread import one_thread  # noqa: F401 (a fixture, used through pytestmark)
 
 F64 = torch.float64
 N = 1000  # samples per two-sample comparison
-
-
-pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/single_thread.py
 
 
 def _floor(data: GaussianMixture, device: torch.device) -> float:

@@ -18,16 +18,6 @@ from gencode.ode import divergence, hutchinson_divergence, integrate_with_logden
 LAM = -1.3
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tensors are small: with several threads, synchronisation dominates (10-100x slower on a
-    loaded machine), so run single-threaded and restore the setting afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _linear_ode(device: torch.device):
     x0 = torch.ones(1, 1, dtype=torch.float64, device=device)
     return (lambda t, x: LAM * x), x0

@@ -36,9 +36,6 @@ from gencode.two_sample import energy_distance, sample_floor
 N = 2000  # samples per two-sample test
 
 
-from test_ode import _one_thread  # noqa: E402, F401  (autouse: single-threaded, see tests/test_ode.py)
-
-
 @pytest.fixture
 def sched(device: torch.device) -> NoiseSchedule:
     return NoiseSchedule.linear(1000).to(device)

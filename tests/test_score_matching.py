@@ -32,13 +32,9 @@ from gencode.score_matching import (
 )
 from gencode.train import fit
 
-from single_thread import one_thread  # noqa: F401 (a fixture, used through pytestmark)
 
 F64 = torch.float64
 MU, TAU = 0.7, 1.3  # data N(MU, TAU^2 I) in two dimensions
-
-
-pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/single_thread.py
 
 
 def _batch_means(fn, batches: int = 20) -> tuple[float, float]:

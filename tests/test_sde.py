@@ -36,17 +36,6 @@ from gencode.two_sample import energy_distance, sample_floor
 RTOL = 1e-12  # closed forms in float64: a handful of roundings of 1.1e-16 each
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: the samplers run thousands of small ops, for which thread hand-offs cost more
-    than they save (an oracle score call took 115 ms with 2 threads and 2 ms with 1 on a loaded 2-core
-    machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _data(device: torch.device) -> GaussianMixture:
     """A 2-D mixture with three unequal, correlated components (the truth is known in closed form)."""
     means = torch.tensor([[-1.5, 0.0], [1.0, 1.0], [1.0, -1.2]], dtype=torch.float64)

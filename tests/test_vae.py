@@ -39,16 +39,6 @@ RTOL = 1e-10  # see the module docstring
 F64 = torch.float64
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """These models are tiny: on a shared CPU, intra-op threads cost far more than they save
-    (measured 30-60x slower per step with 2 threads under load), so use one and restore after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _lam(expr: sp.Expr, *symbols: sp.Symbol):
     return sp.lambdify(symbols, expr.xreplace(dv.POSTERIOR), "numpy")
 

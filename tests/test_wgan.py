@@ -29,7 +29,6 @@ from gencode.wgan import (
     power_iteration,
     spectral_normalise,
 )
-from test_gan import _one_thread  # noqa: F401  (the autouse fixture: one intra-op thread)
 
 F64 = torch.float64
 
