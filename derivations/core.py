@@ -241,6 +241,51 @@ def equal(derived: Mapping[str, sp.Expr], method: str, **kwargs) -> Check:
 # Gaussian helpers
 
 
+def _prime_logs(r: sp.Rational) -> sp.Expr:
+    """``log r`` for a positive rational as a combination of logarithms of primes."""
+    num = sum((e * sp.log(p) for p, e in sp.factorint(r.p).items()), sp.Integer(0))
+    den = sum((e * sp.log(p) for p, e in sp.factorint(r.q).items()), sp.Integer(0))
+    return num - den
+
+
+def _positive_factors(arg: sp.Expr) -> sp.Expr:
+    """``arg`` over one denominator and factored, with a negative leading sign moved into an odd
+    power of a sum (``-(D - 1)`` becomes ``1 - D``), since ``expand_log(force=True)`` would otherwise
+    split off ``log(-1) = i pi`` from the logarithm of a positive quantity."""
+    coeff, factors = sp.factor(sp.together(arg)).as_coeff_mul()
+    if coeff < 0:
+        for i, f in enumerate(factors):
+            base, power = f.as_base_exp()
+            if isinstance(base, sp.Add) and power.is_integer and power % 2 == 1:
+                return sp.Mul(-coeff, *factors[:i], (-base) ** power, *factors[i + 1:], evaluate=False)
+    return sp.Mul(coeff, *factors, evaluate=False)  # unevaluated: 1/2 must not distribute over a sum
+
+
+def split_logs(expr: sp.Expr) -> sp.Expr:
+    """Split every logarithm into logarithms of irreducible factors and of primes, then expand.
+
+    ``expand_log`` alone does not split ``log(p/2 + q/2)`` or ``log(1 - p/(p + q))``, which leaves
+    residuals that are zero but do not cancel; every argument is therefore brought over one
+    denominator and factored first. All arguments are taken to be positive (the identities'
+    domains say so).
+
+    Example:
+        >>> P, Q = sp.symbols("P Q", positive=True)
+        >>> split_logs(sp.log((P + Q) / 2) + sp.log(sp.Rational(27, 25))) == (
+        ...     sp.log(P + Q) - sp.log(2) + 3 * sp.log(3) - 2 * sp.log(5))
+        True
+        >>> split_logs(sp.log(1 - P / (P + Q))) == sp.log(Q) - sp.log(P + Q)
+        True
+    """
+
+    def rule(arg: sp.Expr) -> sp.Expr:
+        out = sp.expand_log(sp.log(_positive_factors(arg)), force=True)
+        return out.replace(lambda e: isinstance(e, sp.log) and e.args[0].is_Rational and e.args[0] > 0,
+                           lambda e: _prime_logs(e.args[0]))
+
+    return sp.expand(sp.sympify(expr).replace(sp.log, rule))
+
+
 @dataclass(frozen=True)
 class GaussianFactor:
     """The density ``N(x; mean, variance)`` raised to ``power`` (+1 or -1), in one dimension.

@@ -12,7 +12,8 @@ from __future__ import annotations
 import sympy as sp
 
 from .core import Check, Claim, GaussianFactor, Identity, Mutant, gaussian_expectation, register, sym
-from .divergences import concrete, residual_check, split_logs
+from .core import split_logs
+from .divergences import concrete, residual_check
 
 CHAPTER = "density_estimation"
 

@@ -26,37 +26,13 @@ from collections.abc import Callable, Mapping
 
 import sympy as sp
 
-from .core import Check, Claim, GaussianFactor, Identity, Mutant, equal, gaussian_expectation, register, sym
+from .core import (Check, Claim, GaussianFactor, Identity, Mutant, equal, gaussian_expectation, register,
+                   split_logs, sym)
 
 CHAPTER = "divergences"
 
 # ---------------------------------------------------------------------------------------------
 # Normalisation helpers (also used by derivations.density)
-
-
-def _prime_logs(r: sp.Rational) -> sp.Expr:
-    """``log r`` for a positive rational as a combination of logarithms of primes."""
-    num = sum((e * sp.log(p) for p, e in sp.factorint(r.p).items()), sp.Integer(0))
-    den = sum((e * sp.log(p) for p, e in sp.factorint(r.q).items()), sp.Integer(0))
-    return num - den
-
-
-def split_logs(expr: sp.Expr) -> sp.Expr:
-    """Expand every logarithm into logarithms of irreducible factors and of primes.
-
-    Example:
-        >>> P, Q = sp.symbols("P Q", positive=True)
-        >>> split_logs(sp.log((P + Q) / 2) + sp.log(sp.Rational(27, 25))) == (
-        ...     sp.log(P + Q) - sp.log(2) + 3 * sp.log(3) - 2 * sp.log(5))
-        True
-    """
-
-    def rule(arg: sp.Expr) -> sp.Expr:
-        out = sp.expand_log(sp.log(sp.factor(arg)), force=True)
-        return out.replace(lambda e: isinstance(e, sp.log) and e.args[0].is_Rational and e.args[0] > 0,
-                           lambda e: _prime_logs(e.args[0]))
-
-    return sp.expand(sp.sympify(expr).replace(sp.log, rule))
 
 
 def pointwise(expr: sp.Expr, values: Mapping[sp.Expr, sp.Expr]) -> sp.Expr:

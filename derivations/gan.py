@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .core import Claim, Check, Identity, Mutant, register, sym
+from .core import Claim, Check, Identity, Mutant, register, split_logs, sym
 from .diffusion import _frac, _mul  # unevaluated products for display forms
 
 p = sym("p", positive=True)  # data density at a point
@@ -60,36 +60,10 @@ ASSUMPTIONS = (
 )
 
 
-def logs(expr: sp.Expr) -> sp.Expr:
-    """Split every logarithm of a product or quotient of positive factors (and of integers).
-
-    Each argument is first brought over one denominator and factored: ``expand_log`` alone does
-    not split ``log(1 - p/(p + q))`` into ``log q - log(p + q)``.
-    """
-    expr = expr.replace(lambda e: isinstance(e, sp.log), lambda e: sp.log(_positive_factors(e.args[0])))
-    return sp.expand_log(sp.expand(expr), force=True, factor=True)
-
-
-def _positive_factors(arg: sp.Expr) -> sp.Expr:
-    """``arg`` factored, with a negative leading sign moved into a factor (``-(D - 1)`` -> ``1 - D``).
-
-    ``expand_log(force=True)`` would otherwise split off ``log(-1) = i pi``.
-    """
-    coeff, factors = sp.factor(sp.together(arg)).as_coeff_mul()
-    if coeff < 0:
-        for i, f in enumerate(factors):
-            base, power = f.as_base_exp()
-            if isinstance(base, sp.Add) and power.is_integer and power % 2 == 1:
-                factors = factors[:i] + ((-base) ** power,) + factors[i + 1:]
-                coeff = -coeff
-                break
-    return sp.Mul(coeff, *factors)
-
-
 def _logs_equal(derived: dict[str, sp.Expr], method: str) -> Check:
     """Like :func:`equal`, with logarithms split after the display names are replaced."""
     def residuals(claim: Claim) -> list[sp.Expr]:
-        return [logs((derived[k] - claim[k]).doit().xreplace(NAMES)) for k in derived]
+        return [split_logs((derived[k] - claim[k]).doit().xreplace(NAMES)) for k in derived]
 
     return Check(method, residuals, definitions=NAMES)
 
@@ -200,8 +174,8 @@ value_at_optimum = register(Identity(
 def _global_residuals(claim: Claim) -> list[sp.Expr]:
     same = {q: p}
     # integrate the pointwise value over x: int p dx = 1 turns "c * p" into "c"
-    value_density = logs(f_pointwise.xreplace({D: D_star}).xreplace(same))
-    return [claim["D"] - D_star.xreplace(same), logs(claim["value"] * p - value_density)]
+    value_density = split_logs(f_pointwise.xreplace({D: D_star}).xreplace(same))
+    return [claim["D"] - D_star.xreplace(same), split_logs(claim["value"] * p - value_density)]
 
 
 global_optimum = register(Identity(

@@ -37,6 +37,7 @@ from functools import cache
 import sympy as sp
 
 from .core import (
+    split_logs,
     Check,
     Claim,
     GaussianFactor,
@@ -81,12 +82,6 @@ def _frac(num: sp.Expr, den: sp.Expr) -> sp.Expr:
     return sp.Mul(num, sp.Pow(den, -1, evaluate=False), evaluate=False)
 
 
-def _expand_logs(expr: sp.Expr) -> sp.Expr:
-    """Split every logarithm into logarithms of irreducible factors (all arguments are positive)."""
-    expr = expr.replace(sp.log, lambda arg: sp.log(sp.factor(sp.together(arg))))
-    return sp.expand(sp.expand_log(expr, force=True))
-
-
 def equal_logs(derived: dict[str, sp.Expr], method: str, extra=None,
                definitions: dict[sp.Symbol, sp.Expr] | None = None) -> Check:
     """Like :func:`derivations.core.equal`, but logarithms are split before ``cancel``.
@@ -98,7 +93,7 @@ def equal_logs(derived: dict[str, sp.Expr], method: str, extra=None,
 
     def residuals(claim: Claim) -> list[sp.Expr]:
         out = [derived[k] - claim[k] for k in keys] + (list(extra(claim)) if extra else [])
-        return [_expand_logs(sp.sympify(r).xreplace(defs)) for r in out]
+        return [split_logs(sp.sympify(r).xreplace(defs)) for r in out]
 
     return Check(method, residuals, definitions=defs)
 
@@ -334,9 +329,9 @@ decomposition = register(Identity(
 
 def _optimum_residuals(claim: Claim) -> list[sp.Expr]:
     at = {m: claim["mean"].xreplace(POSTERIOR), v: claim["variance"].xreplace(POSTERIOR)}
-    return [_expand_logs(sp.diff(elbo, m).xreplace(at)),
-            _expand_logs(sp.diff(elbo, v).xreplace(at)),
-            _expand_logs(elbo.xreplace(at) - claim["value"])]
+    return [split_logs(sp.diff(elbo, m).xreplace(at)),
+            split_logs(sp.diff(elbo, v).xreplace(at)),
+            split_logs(elbo.xreplace(at) - claim["value"])]
 
 
 optimum = register(Identity(
@@ -389,7 +384,7 @@ def _kl_diag_derived() -> sp.Expr:
 
 def _kl_diag_residuals(claim: Claim) -> list[sp.Expr]:
     total = sum(claim["term"].xreplace({mu_i: mj, sigma_i: sj}) for mj, sj in zip(_mus, _sigmas))
-    return [_expand_logs(_kl_diag_derived() - total)]
+    return [split_logs(_kl_diag_derived() - total)]
 
 
 kl_diag = register(Identity(
@@ -482,7 +477,7 @@ xb = x  # the identity is polynomial in x, so it holds at x = 0 and x = 1
 def _bernoulli_residuals(claim: Claim) -> list[sp.Expr]:
     p = u / (1 + u)  # sigmoid(ell)
     derived = xb * sp.log(p) + (1 - xb) * sp.log(1 - p)
-    return [_expand_logs(claim["log_lik"].xreplace({logit: sp.log(u)}) - derived)]
+    return [split_logs(claim["log_lik"].xreplace({logit: sp.log(u)}) - derived)]
 
 
 bernoulli = register(Identity(
@@ -615,7 +610,7 @@ def _surgery_value(expr: sp.Expr) -> sp.Expr:
 
 def _surgery_residuals(claim: Claim) -> list[sp.Expr]:
     average_kl = sum(_kl_discrete(_weighted_encoder(i), _weighted_prior) for i in (1, 2)) / 2
-    return [_expand_logs(average_kl) - _expand_logs(_surgery_value(claim["rhs"]))]
+    return [split_logs(average_kl) - split_logs(_surgery_value(claim["rhs"]))]
 
 
 _xs, _zsym = sp.Symbol("x"), sp.Symbol("z")
@@ -693,8 +688,8 @@ def _vq_kl_residuals(claim: Claim) -> list[sp.Expr]:
     h = -sum(qk * sp.log(qk) for qk in _q4)
     # One-hot posterior: the sum runs over its support, one code with probability 1.
     one_hot = 1 * (sp.log(1) - sp.log(1 / K))
-    return [_expand_logs(general - claim["kl"].xreplace({K: 4, entropy: h})),
-            _expand_logs(one_hot - claim["kl_one_hot"])]
+    return [split_logs(general - claim["kl"].xreplace({K: 4, entropy: h})),
+            split_logs(one_hot - claim["kl_one_hot"])]
 
 
 vq_kl = register(Identity(

@@ -33,7 +33,7 @@ import sympy as sp
 
 from .core import Claim, Check, Identity, Mutant, register, sym
 from .diffusion import _frac, _mul
-from .gan import logs
+from .core import split_logs
 
 # ---------------------------------------------------------------------------------------------
 # 1. Kantorovich-Rubinstein duality, certified on three points.
@@ -145,7 +145,7 @@ def _lines_residuals(claim: Claim) -> list[sp.Expr]:
     half = sp.Rational(1, 2)
     # on P's line q = 0 and m = p / 2 = 1/2; on Q's line likewise
     js = half * 1 * sp.log(1 / half) + half * 1 * sp.log(1 / half)
-    return [cost - claim["W1"], dual - claim["W1"], logs(js - claim["JS"])]
+    return [cost - claim["W1"], dual - claim["W1"], split_logs(js - claim["JS"])]
 
 
 parallel_lines = register(Identity(
