@@ -32,7 +32,7 @@ from .distributions import GaussianMixture
 from .nets import MLP
 from .oracle import MixtureOracle
 
-__all__ = ["ConditionalDDPM", "LabelledMixture", "NoisyClassifier", "cfg_noise", "classifier_guided_noise",
+__all__ = ["ConditionalDDPM", "LabelledMixture", "NoisyClassifier", "cfg_noise", "classifier_guided_noise", "labelled_batches",
            "oracle_guided_predictor"]
 
 
