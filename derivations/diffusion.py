@@ -61,6 +61,7 @@ beta_t = sym("beta_t", UNIT, positive=True)
 beta_tm1 = sym("beta_t-1", UNIT, positive=True)
 alphabar_t = sym("alphabar_t", UNIT, positive=True)
 alphabar_tm1 = sym("alphabar_t-1", UNIT, positive=True)
+alphabar_T = sym("alphabar_T", UNIT, positive=True)  # the product of all T factors
 a = sym("a", UNIT, positive=True)  # sqrt(alpha_t)
 g = sym("g", UNIT, positive=True)  # sqrt(alphabar_{t-1})
 
@@ -130,6 +131,10 @@ marginal = register(Identity(
                r"Only the last step's noise counted: variance $1 - \alpha_t = \beta_t$."),
         Mutant("std_for_variance", {"variance": sp.sqrt(1 - alphabar_t)},
                r"The standard deviation $\sqrt{1 - \bar\alpha_t}$ written where the variance belongs."),
+        Mutant("product_up_to_T", {"mean": sp.sqrt(alphabar_T) * x0, "variance": 1 - alphabar_T},
+               r"$\bar\alpha$ taken as the product of all $T$ factors $\alpha_1 \cdots \alpha_T$ instead "
+               r"of the first $t$: the same law at every step.",
+               source="Lil'Log, \"What are diffusion models?\" (an earlier revision; corrected since)"),
     ),
     references=("ho2020denoising", "sohl2015deep"),
     code=("gencode.diffusion.NoiseSchedule.q_mean_variance", "gencode.diffusion.NoiseSchedule.q_sample"),
@@ -688,4 +693,34 @@ extremes = register(Identity(
     references=("ho2020denoising",),
     code=("gencode.diffusion.NoiseSchedule.reverse_variance",),
     display={"point": posterior.display["variance"]},
+))
+
+
+# ---------------------------------------------------------------------------------------------
+# 11. The cosine schedule: its signal-to-noise ratio is a squared cotangent.
+
+u = sym("u", (0, sp.Rational(3, 2)), positive=True)  # (t / T + s) / (1 + s) * pi / 2, in (0, pi / 2)
+
+cosine = register(Identity(
+    id="ddpm.schedule.cosine",
+    title=r"The cosine schedule and its signal-to-noise ratio",
+    chapter="ddpm",
+    claim={"alphabar": sp.cos(u) ** 2, "snr": sp.cot(u) ** 2},
+    check=Check(
+        "SNR = alphabar / (1 - alphabar) with cot = cos / sin and sin = sqrt(1 - cos^2) on "
+        "(0, pi/2); cancel",
+        lambda c: [c["snr"] - c["alphabar"] / (1 - c["alphabar"])],
+        definitions={sp.cot(u): sp.cos(u) / sp.sin(u), sp.sin(u): sp.sqrt(1 - sp.cos(u) ** 2)},
+    ),
+    template=(r"\bar\alpha_t = $alphabar, \qquad \frac{\bar\alpha_t}{1 - \bar\alpha_t} = $snr, "
+              r"\qquad u = \frac{t/T + s}{1 + s} \cdot \frac{\pi}{2}"),
+    assumptions=("f(t) = cos^2(u(t)) normalised by f(0); stated here for s = 0, where f(0) = 1",
+                 "0 < u < pi / 2"),
+    mutants=(
+        Mutant("missing_square", {"alphabar": sp.cos(u)},
+               r"The square of the cosine dropped, $\bar\alpha_t = \cos u$.",
+               source="Lil'Log, \"What are diffusion models?\" (an earlier revision; corrected since)"),
+    ),
+    references=("nichol2021improved",),
+    code=("gencode.diffusion.cosine_beta_schedule",),
 ))

@@ -481,3 +481,19 @@ def test_ddpm_bad_input(device: torch.device) -> None:
         pred(torch.zeros(2, 2, dtype=torch.float64, device=device), 0)
     with pytest.raises(TypeError, match="oracle"):
         oracle_noise_predictor(sched, "oracle")
+
+
+
+@pytest.mark.validates("ddpm.schedule.cosine")
+def test_cosine_schedule_snr_is_squared_cotangent() -> None:
+    T_ = 200
+    sched = NoiseSchedule.cosine(T_, s=0.0)
+    t = torch.arange(1, T_)  # t = T is clipped (beta_T = 0.999)
+    u = t.double() / T_ * math.pi / 2
+    abar = sched.alphas_cumprod[t]
+    f_abar = sp.lambdify(d.u, d.cosine.claim["alphabar"], "numpy")
+    f_snr = sp.lambdify(d.u, d.cosine.claim["snr"], "numpy")
+    np.testing.assert_allclose(_np(abar), f_abar(_np(u)), rtol=1e-10)  # cumprod of 200 factors
+    np.testing.assert_allclose(_np(abar / (1 - abar)), f_snr(_np(u)), rtol=1e-8)  # 1/(1-abar) ~ 1e4 amplifies
+    bad = sp.lambdify(d.u, d.cosine.mutants[0].claim["alphabar"], "numpy")
+    assert np.max(np.abs(_np(abar) - bad(_np(u)))) > 0.1
