@@ -140,17 +140,25 @@ def test_guidance_bad_input(device: torch.device) -> None:
         oracle_guided_predictor(_schedule(device), data, 0, 1.0, kind="free")
 
 
-@pytest.mark.slow
-def test_trained_cfg_model_reproduces_the_conditional_law(device: torch.device, one_thread) -> None:
-    from gencode.guidance import ConditionalDDPM, labelled_batches
+def _trained(cls, device: torch.device, steps: int):
+    """(labelled data in float64, the same in float32, schedule, model trained on it with ``fit``)."""
+    from gencode.guidance import labelled_batches
     from gencode.train import fit
 
     data = _labelled_2d(device)
     data32 = LabelledMixture(data.mixture.to(dtype=torch.float32), data.labels)
     sched = NoiseSchedule(linear_beta_schedule(100, 1e-3, 0.2, dtype=torch.float32)).to(device)
     torch.manual_seed(0)
-    model = ConditionalDDPM(sched, dim=2, num_classes=3).to(device)
-    fit(model.loss, model, labelled_batches(data32), steps=1500, batch_size=128, lr=3e-3, lr_schedule="cosine")
+    model = cls(sched, dim=2, num_classes=3).to(device)
+    fit(model.loss, model, labelled_batches(data32), steps=steps, batch_size=128, lr=3e-3, lr_schedule="cosine")
+    return data, data32, sched, model
+
+
+@pytest.mark.slow
+def test_trained_cfg_model_reproduces_the_conditional_law(device: torch.device, one_thread) -> None:
+    from gencode.guidance import ConditionalDDPM
+
+    data, data32, sched, model = _trained(ConditionalDDPM, device, 1500)
     gen = torch.Generator(device=device).manual_seed(2)
     n = 800
     target = data32.class_mixture(0)
@@ -158,8 +166,10 @@ def test_trained_cfg_model_reproduces_the_conditional_law(device: torch.device, 
                          "beta", gen)
     floor = sample_floor(lambda m: target.sample(m, generator=gen), n)
     # Training budget: 1500 Adam steps.  Measured energy distance 0.004 against a floor threshold of
-    # ~0.03; we allow twice the threshold for the training error.
-    assert float(energy_distance(x, target.sample(n, generator=gen))) < 2 * floor.threshold()
+    # 0.014 (the print below); twice the threshold leaves room for the training error on other devices.
+    ed = float(energy_distance(x, target.sample(n, generator=gen)))
+    print(f"trained CFG, gamma = 1: energy distance {ed:.4f}, floor threshold {floor.threshold():.4f}")
+    assert ed < 2 * floor.threshold()
     # the null label gives the unconditional model: about 40% of its samples are of class 0
     x_u = ancestral_sample(sched, model.guided_predictor(0, 0.0), torch.randn(n, 2, generator=gen, device=device),
                            "beta", gen)
@@ -170,15 +180,9 @@ def test_trained_cfg_model_reproduces_the_conditional_law(device: torch.device, 
 @pytest.mark.slow
 @pytest.mark.validates("guidance.classifier_noise")
 def test_trained_noisy_classifier_agrees_with_the_exact_one(device: torch.device, one_thread) -> None:
-    from gencode.guidance import NoisyClassifier, labelled_batches
-    from gencode.train import fit
+    from gencode.guidance import NoisyClassifier
 
-    data = _labelled_2d(device)
-    data32 = LabelledMixture(data.mixture.to(dtype=torch.float32), data.labels)
-    sched = NoiseSchedule(linear_beta_schedule(100, 1e-3, 0.2, dtype=torch.float32)).to(device)
-    torch.manual_seed(0)
-    clf = NoisyClassifier(sched, dim=2, num_classes=3).to(device)
-    fit(clf.loss, clf, labelled_batches(data32), steps=600, batch_size=128, lr=3e-3, lr_schedule="cosine")
+    data, data32, sched, clf = _trained(NoisyClassifier, device, 600)
     gen = torch.Generator(device=device).manual_seed(3)
     x0, _ = data32.sample(2000, gen)
     for t in (10, 40):
