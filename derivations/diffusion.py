@@ -14,6 +14,17 @@ registered below with the wrong variants its check must refute:
 3. ``ddpm.posterior.mean_eps``: ``mu_tilde`` written with the noise ``epsilon`` instead of ``x_0``;
 4. ``ddpm.forward.score``: ``grad log q(x_t | x_0) = -epsilon / sqrt(1 - alphabar_t)``.
 
+The model built on it (section 3 of the paper) adds seven more:
+
+5. ``ddpm.elbo.decomposition``: the negative bound is ``L_T + sum_{t>=2} L_{t-1} + L_0``;
+6. ``ddpm.kl.same_variance``: a KL between Gaussians of equal variance is a squared error of means;
+7. ``ddpm.loss.eps_weight``: with the noise parameterisation, the KL term is a weighted noise regression;
+8. ``ddpm.loss.dsm``: the denoising score matching loss is the noise regression over ``1 - alphabar_t``;
+9. ``ddpm.reverse.langevin``: the reverse mean with the score, and its first-order (Langevin) form;
+10. ``ddpm.reverse.variance_extremes``: the reverse variance is ``beta_t`` for N(0, I) data and
+    ``beta_tilde_t`` for a point;
+11. ``ddpm.schedule.cosine``: the cosine schedule's signal-to-noise ratio is ``cot^2``.
+
 Every covariance is a multiple of the identity, so each coordinate evolves independently and the
 one-dimensional statements below are the full statements, coordinate by coordinate.
 

@@ -9,6 +9,11 @@ The closed forms implemented here are the registered identities ``ddpm.forward.m
 ``ddpm.posterior``, ``ddpm.posterior.mean_eps`` and ``ddpm.forward.score``; ``tests/test_diffusion.py``
 compares them with the SymPy expressions of :mod:`derivations.diffusion`.
 
+The model: :class:`DDPM` (a schedule and a noise-prediction network, its ``L_simple`` or ELBO-weighted
+loss, ``ddpm.loss.eps_weight``), :func:`ancestral_sample` (any :data:`NoisePredictor`: a network, the
+exact :func:`oracle_noise_predictor` of Gaussian-mixture data, a guided combination) and
+:func:`elbo_terms` (the bound term by term, ``ddpm.elbo.decomposition``).
+
 References:
     Ho, Jain, Abbeel. Denoising Diffusion Probabilistic Models. 2020. arXiv:2006.11239.
     Nichol, Dhariwal. Improved Denoising Diffusion Probabilistic Models. 2021. arXiv:2102.09672.
