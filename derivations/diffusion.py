@@ -14,6 +14,17 @@ registered below with the wrong variants its check must refute:
 3. ``ddpm.posterior.mean_eps``: ``mu_tilde`` written with the noise ``epsilon`` instead of ``x_0``;
 4. ``ddpm.forward.score``: ``grad log q(x_t | x_0) = -epsilon / sqrt(1 - alphabar_t)``.
 
+The model built on it (section 3 of the paper) adds seven more:
+
+5. ``ddpm.elbo.decomposition``: the negative bound is ``L_T + sum_{t>=2} L_{t-1} + L_0``;
+6. ``ddpm.kl.same_variance``: a KL between Gaussians of equal variance is a squared error of means;
+7. ``ddpm.loss.eps_weight``: with the noise parameterisation, the KL term is a weighted noise regression;
+8. ``ddpm.loss.dsm``: the denoising score matching loss is the noise regression over ``1 - alphabar_t``;
+9. ``ddpm.reverse.langevin``: the reverse mean with the score, and its first-order (Langevin) form;
+10. ``ddpm.reverse.variance_extremes``: the reverse variance is ``beta_t`` for N(0, I) data and
+    ``beta_tilde_t`` for a point;
+11. ``ddpm.schedule.cosine``: the cosine schedule's signal-to-noise ratio is ``cot^2``.
+
 Every covariance is a multiple of the identity, so each coordinate evolves independently and the
 one-dimensional statements below are the full statements, coordinate by coordinate.
 
@@ -24,6 +35,8 @@ equality; only ``sqrt(1 - alphabar_t)`` remains as an algebraic generator.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sympy as sp
 
 from .core import (
@@ -33,6 +46,7 @@ from .core import (
     Identity,
     Mutant,
     equal,
+    gaussian_expectation,
     gaussian_product_residuals,
     register,
     sym,
@@ -58,6 +72,7 @@ beta_t = sym("beta_t", UNIT, positive=True)
 beta_tm1 = sym("beta_t-1", UNIT, positive=True)
 alphabar_t = sym("alphabar_t", UNIT, positive=True)
 alphabar_tm1 = sym("alphabar_t-1", UNIT, positive=True)
+alphabar_T = sym("alphabar_T", UNIT, positive=True)  # the product of all T factors
 a = sym("a", UNIT, positive=True)  # sqrt(alpha_t)
 g = sym("g", UNIT, positive=True)  # sqrt(alphabar_{t-1})
 
@@ -127,6 +142,10 @@ marginal = register(Identity(
                r"Only the last step's noise counted: variance $1 - \alpha_t = \beta_t$."),
         Mutant("std_for_variance", {"variance": sp.sqrt(1 - alphabar_t)},
                r"The standard deviation $\sqrt{1 - \bar\alpha_t}$ written where the variance belongs."),
+        Mutant("product_up_to_T", {"mean": sp.sqrt(alphabar_T) * x0, "variance": 1 - alphabar_T},
+               r"$\bar\alpha$ taken as the product of all $T$ factors $\alpha_1 \cdots \alpha_T$ instead "
+               r"of the first $t$: the same law at every step.",
+               source="Lil'Log, \"What are diffusion models?\" (an earlier revision; corrected since)"),
     ),
     references=("ho2020denoising", "sohl2015deep"),
     code=("gencode.diffusion.NoiseSchedule.q_mean_variance", "gencode.diffusion.NoiseSchedule.q_sample"),
@@ -260,4 +279,459 @@ score = register(Identity(
     ),
     references=("ho2020denoising", "song2021score"),
     code=("gencode.diffusion.NoiseSchedule.conditional_score", "gencode.diffusion.NoiseSchedule.score_from_noise"),
+))
+
+# =============================================================================================
+# The variational bound of DDPM (Ho, Jain and Abbeel, 2020, section 3).
+#
+# The bound is an expectation over the forward chain of a sum of Gaussian log-densities.  For a
+# one-dimensional chain with a few steps every term is a polynomial of degree two in the path
+# (x_0, ..., x_T), so its expectation follows from the chain's first two moments,
+#
+#     E[x_t] = c_t m,  E[x_t^2] = c_t^2 M + 1 - c_t^2,  E[x_s x_t] = (c_t / c_s) E[x_s^2]  (s <= t),
+#
+# with c_t = sqrt(alphabar_t) = a_1 ... a_t (alpha_t = a_t^2), m = E[x_0], M = E[x_0^2].  Log-
+# normalisers are carried as HalfLog(v) = log(v) / 2 and compared multiplicatively (a product of
+# their arguments equal to 1), so no logarithm needs to be simplified.
+
+
+class HalfLog(sp.Function):
+    """``HalfLog(v) = log(v) / 2``, kept unevaluated so that constants are compared as products."""
+
+    nargs = 1
+
+    def _eval_evalf(self, prec):
+        return (sp.log(self.args[0]) / 2).evalf(prec)
+
+
+def log_normal(x: sp.Expr, mean: sp.Expr, variance: sp.Expr) -> sp.Expr:
+    """``log N(x; mean, variance)`` with its normaliser as a :class:`HalfLog`."""
+    return -(x - mean) ** 2 / (2 * variance) + HalfLog(1 / (2 * sp.pi * variance))
+
+
+def kl_normal(m1: sp.Expr, v1: sp.Expr, m2: sp.Expr, v2: sp.Expr) -> sp.Expr:
+    """``KL(N(m1, v1) || N(m2, v2)) = ((v1 + (m1 - m2)^2) / v2 - 1) / 2 + log(v2 / v1) / 2``."""
+    return (v1 + (m1 - m2) ** 2) / (2 * v2) - sp.Rational(1, 2) + HalfLog(v2 / v1)
+
+
+def entropy_normal(variance: sp.Expr) -> sp.Expr:
+    """Differential entropy ``log(2 pi e variance) / 2`` of ``N(., variance)``."""
+    return sp.Rational(1, 2) + HalfLog(2 * sp.pi * variance)
+
+
+def split_half_logs(expr: sp.Expr) -> list[sp.Expr]:
+    """Two residuals for ``rest + sum_i c_i HalfLog(v_i)``: ``rest`` and ``prod_i v_i^{c_i} - 1``.
+
+    Both vanish when the expression is identically zero (the logarithm of a product equal to 1).
+    """
+    expr = sp.expand(expr)
+    atoms = sorted(expr.atoms(HalfLog), key=sp.default_sort_key)
+    product = sp.Integer(1)
+    for atom in atoms:
+        c = expr.coeff(atom)
+        if c.free_symbols or not c.is_Rational:
+            raise ValueError(f"HalfLog term with a non-constant coefficient {c}")
+        product *= atom.args[0] ** c
+    rest = expr.xreplace({atom: 0 for atom in atoms})
+    return [rest, product - 1]
+
+
+@dataclass(frozen=True)
+class GaussianChain:
+    """The first two moments of a one-dimensional DDPM forward chain ``x_0, ..., x_T``.
+
+    Attributes:
+        xs: the path symbols ``(x_0, ..., x_T)``.
+        a: ``(a_1, ..., a_T)`` with ``alpha_t = a_t^2``.
+        m: ``E[x_0]``.
+        M: ``E[x_0^2]``.
+    """
+
+    xs: tuple[sp.Symbol, ...]
+    a: tuple[sp.Symbol, ...]
+    m: sp.Expr
+    M: sp.Expr
+
+    @classmethod
+    def make(cls, T: int, m: sp.Expr | None = None, M: sp.Expr | None = None) -> GaussianChain:
+        """A chain of ``T`` steps; without ``m, M`` it is conditioned on the symbol ``x_0``."""
+        xs = (x0,) + tuple(sym(f"x_{t}", real=True) for t in range(1, T + 1))
+        a = tuple(sym(f"a_{t}", UNIT, positive=True) for t in range(1, T + 1))
+        if m is None:
+            m, M = x0, x0**2
+        return cls(xs, a, m, M)
+
+    @property
+    def T(self) -> int:
+        return len(self.a)
+
+    def c(self, t: int) -> sp.Expr:
+        """``sqrt(alphabar_t) = a_1 ... a_t`` (1 at ``t = 0``)."""
+        return sp.Mul(*self.a[:t])
+
+    def alpha(self, t: int) -> sp.Expr:
+        return self.a[t - 1] ** 2
+
+    def second_moment(self, t: int) -> sp.Expr:
+        return self.c(t) ** 2 * self.M + 1 - self.c(t) ** 2
+
+    def expect(self, expr: sp.Expr) -> sp.Expr:
+        """``E[expr]`` over the chain for ``expr`` of degree at most two in the path."""
+        poly = sp.Poly(sp.expand(expr), *self.xs)
+        total = sp.Integer(0)
+        for powers, coeff in poly.terms():
+            idx = [i for i, p in enumerate(powers) for _ in range(p)]
+            if len(idx) == 0:
+                moment = sp.Integer(1)
+            elif len(idx) == 1:
+                moment = self.c(idx[0]) * self.m
+            elif len(idx) == 2:
+                s, t = sorted(idx)
+                moment = self.c(t) / self.c(s) * self.second_moment(s)
+            else:
+                raise ValueError("expect handles polynomials of degree <= 2 in the path")
+            total += coeff * moment
+        return total
+
+    def forward_log(self, t: int) -> sp.Expr:
+        """``log q(x_t | x_{t-1})``."""
+        return log_normal(self.xs[t], self.a[t - 1] * self.xs[t - 1], 1 - self.alpha(t))
+
+    def marginal(self, t: int) -> tuple[sp.Expr, sp.Expr]:
+        """Mean and variance of ``q(x_t | x_0)``."""
+        return self.c(t) * self.xs[0], 1 - self.c(t) ** 2
+
+    def posterior(self, t: int) -> tuple[sp.Expr, sp.Expr]:
+        """Mean and variance of ``q(x_{t-1} | x_t, x_0)`` (the registered ``ddpm.posterior``)."""
+        values = {alpha_t: self.alpha(t), beta_t: 1 - self.alpha(t),
+                  alphabar_t: self.c(t) ** 2, alphabar_tm1: self.c(t - 1) ** 2}
+        claim = posterior.claim
+        mean = claim["mean"].xreplace({x0: self.xs[0], xt: self.xs[t]}).xreplace(values)
+        return mean, claim["variance"].xreplace(values)
+
+
+def linear_gaussian_model(chain: GaussianChain, prefix: str = "") -> dict[int, tuple[sp.Expr, sp.Expr]]:
+    """A reverse model ``p(x_{t-1} | x_t) = N(k_t x_t + d_t, s_t)`` with free parameters, t = 1..T."""
+    out = {}
+    for t in range(1, chain.T + 1):
+        k = sym(f"k_{prefix}{t}", real=True)
+        d_ = sym(f"d_{prefix}{t}", real=True)
+        s = sym(f"s_{prefix}{t}", positive=True)
+        out[t] = (k * chain.xs[t] + d_, s)
+    return out
+
+
+def reverse_log(chain: GaussianChain, model: dict, t: int) -> sp.Expr:
+    """``log p(x_{t-1} | x_t)`` of a linear-Gaussian model."""
+    mean, var = model[t]
+    return log_normal(chain.xs[t - 1], mean, var)
+
+
+def path_log_ratio(chain: GaussianChain, model: dict) -> sp.Expr:
+    """``log p(x_{0:T}) - log q(x_{1:T} | x_0)`` with the prior ``p(x_T) = N(0, 1)``."""
+    T = chain.T
+    return (log_normal(chain.xs[T], 0, 1)
+            + sum(reverse_log(chain, model, t) for t in range(1, T + 1))
+            - sum(chain.forward_log(t) for t in range(1, T + 1)))
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. The decomposition of the negative bound into L_T, L_{t-1} and L_0.
+
+t_ = sp.Symbol("t", integer=True, positive=True)
+T_ = sp.Symbol("T", integer=True, positive=True)
+L = sp.IndexedBase("L")
+KLx = sp.IndexedBase(r"\mathrm{KL}")  # a KL term left as a function of x_t (no expectation)
+ELBO_STEPS = 2  # the check unrolls the bound for T = 2 steps (T = 3: same verdicts, 2-3 s)
+
+
+def _elbo_residuals(claim: Claim) -> list[sp.Expr]:
+    chain = GaussianChain.make(ELBO_STEPS)
+    T = chain.T
+    model = linear_gaussian_model(chain)
+    mean_T, var_T = chain.marginal(T)
+    values = {L[T]: kl_normal(mean_T, var_T, 0, 1), L[0]: -chain.expect(reverse_log(chain, model, 1))}
+    for t in range(2, T + 1):
+        post_mean, post_var = chain.posterior(t)
+        kl = kl_normal(post_mean, post_var, *model[t])
+        values[KLx[t - 1]] = kl                  # a function of x_t (and x_0)
+        values[L[t - 1]] = chain.expect(kl)      # averaged over q(x_t | x_0)
+    stated = claim["bound"].xreplace({T_: T}).doit().xreplace(values)
+    negative_bound = -chain.expect(path_log_ratio(chain, model))
+    return split_half_logs(negative_bound - stated)
+
+
+elbo = register(Identity(
+    id="ddpm.elbo.decomposition",
+    title=r"The negative variational bound as $L_T + \sum_{t \ge 2} L_{t-1} + L_0$",
+    chapter="ddpm",
+    claim={"bound": L[T_] + sp.Sum(L[t_ - 1], (t_, 2, T_)) + L[0]},
+    check=Check(
+        "unrolled for T = 2 with a linear-Gaussian reverse model with free parameters "
+        "(k_t x_t + d_t, s_t); expectations by the chain's moments; HalfLog constants compared "
+        "as products; rational cancel",
+        _elbo_residuals,
+    ),
+    template=(r"-\mathbb{E}_{q(x_{1:T} \mid x_0)}\!\left[\log \frac{p_\theta(x_{0:T})}"
+              r"{q(x_{1:T} \mid x_0)}\right] = $bound"),
+    assumptions=ASSUMPTIONS + (
+        "L_T = KL(q(x_T | x_0) || p(x_T)), p(x_T) = N(0, I)",
+        "L_{t-1} = E_{q(x_t | x_0)} KL(q(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t)), t = 2..T",
+        "L_0 = -E_{q(x_1 | x_0)} log p_theta(x_0 | x_1)",
+        "checked in one dimension for T = 2, reverse kernels N(k_t x_t + d_t, s_t) with free k, d, s",
+    ),
+    mutants=(
+        Mutant("kl_without_expectation",
+               {"bound": L[T_] + sp.Sum(KLx[t_ - 1], (t_, 2, T_)) + L[0]},
+               r"The KL terms written without the expectation over $x_t \sim q(x_t \mid x_0)$: "
+               r"the right-hand side then depends on $x_t$, the left-hand side does not.",
+               source="Murphy, Probabilistic Machine Learning: Advanced Topics (probml/pml2-book "
+                      "issues 23, 160, 317)"),
+        Mutant("reconstruction_dropped", {"bound": L[T_] + sp.Sum(L[t_ - 1], (t_, 2, T_))},
+               r"The reconstruction term $L_0$ dropped, as if the sum of KL terms ran down to "
+               r"$t = 1$ with nothing left over."),
+        Mutant("prior_term_dropped", {"bound": sp.Sum(L[t_ - 1], (t_, 2, T_)) + L[0]},
+               r"$L_T$ dropped: it has no trainable parameter, but it is part of the bound."),
+    ),
+    references=("ho2020denoising", "sohl2015deep"),
+    code=("gencode.diffusion.DDPM.elbo_terms",),
+))
+
+# ---------------------------------------------------------------------------------------------
+# 6. Two Gaussians with the same variance: the KL is a squared error of means.
+
+mu_tilde = sym(r"\tilde{\mu}_t", real=True)
+mu_theta = sym(r"\mu_\theta", real=True)
+sigma2 = sym(r"\sigma_t^2", positive=True)
+x_ = sym("x", real=True)
+
+
+def _kl_same_variance() -> sp.Expr:
+    """``E_{x ~ N(mu_tilde, sigma^2)}[log N(x; mu_tilde, sigma^2) - log N(x; mu_theta, sigma^2)]``.
+
+    The normalisers cancel (same variance); the expectation of the quadratic follows from the
+    Gaussian moments.
+    """
+    log_ratio = (GaussianFactor(x_, mu_tilde, sigma2).exponent()
+                 - GaussianFactor(x_, mu_theta, sigma2).exponent())
+    return gaussian_expectation(log_ratio, x_, mu_tilde, sigma2)
+
+
+kl_mean = register(Identity(
+    id="ddpm.kl.same_variance",
+    title="The KL between two Gaussians with the same variance is a squared error of their means",
+    chapter="ddpm",
+    claim={"kl": (mu_tilde - mu_theta) ** 2 / (2 * sigma2)},
+    check=equal({"kl": _kl_same_variance()},
+                 "KL as the Gaussian expectation of the log-ratio (moment recursion); cancel"),
+    template=(r"\mathrm{KL}\!\left(\mathcal{N}(\tilde{\mu}_t, \sigma_t^2)\,\middle\|\,"
+              r"\mathcal{N}(\mu_\theta, \sigma_t^2)\right) = $kl"),
+    assumptions=("one coordinate; in D dimensions with covariance sigma_t^2 I the squares become "
+                 "squared norms",),
+    mutants=(
+        Mutant("missing_half", {"kl": (mu_tilde - mu_theta) ** 2 / sigma2},
+               r"The factor $\tfrac12$ dropped."),
+        Mutant("std_for_variance", {"kl": (mu_tilde - mu_theta) ** 2 / (2 * sp.sqrt(sigma2))},
+               r"Divided by the standard deviation instead of the variance."),
+    ),
+    references=("ho2020denoising",),
+    code=("gencode.diffusion.DDPM.elbo_terms",),
+    display={"kl": _frac(sp.Pow(sp.Add(mu_tilde, -mu_theta, evaluate=False), 2, evaluate=False),
+                         _mul(2, sigma2))},
+))
+
+# ---------------------------------------------------------------------------------------------
+# 7. The noise parameterisation: the mean-matching loss becomes a weighted noise regression.
+
+eps_theta = sym(r"\epsilon_\theta", real=True)
+model_mean = mean_eps.claim["mean"].xreplace({eps: eps_theta})
+"""``mu_theta(x_t) = (x_t - beta_t / sqrt(1 - alphabar_t) eps_theta) / sqrt(alpha_t)``."""
+
+eps_weight = beta_t**2 / (2 * sigma2 * alpha_t * (1 - alphabar_t))
+
+loss_eps = register(Identity(
+    id="ddpm.loss.eps_weight",
+    title=r"The KL term $L_{t-1}$ as a weighted regression of the noise",
+    chapter="ddpm",
+    claim={"loss": eps_weight * (eps - eps_theta) ** 2},
+    check=equal(
+        {"loss": kl_mean.claim["kl"].xreplace({mu_tilde: mean_eps.claim["mean"], mu_theta: model_mean})},
+        "substitute mu_tilde (ddpm.posterior.mean_eps) and mu_theta (same form with eps_theta) "
+        "into ddpm.kl.same_variance; rational cancel",
+        definitions=RATIONAL,
+    ),
+    template=(r"\frac{\left(\tilde{\mu}_t - \mu_\theta(x_t, t)\right)^2}{2\sigma_t^2} = $loss,"
+              r"\qquad \mu_\theta(x_t, t) = "
+              + sp.latex(mean_eps.display["mean"].xreplace({eps: eps_theta}), order="none")),
+    assumptions=ASSUMPTIONS + ("mu_theta has the form of mu_tilde with eps replaced by eps_theta(x_t, t)",),
+    mutants=(
+        Mutant("missing_alpha", {"loss": beta_t**2 / (2 * sigma2 * (1 - alphabar_t)) * (eps - eps_theta) ** 2},
+               r"The factor $1/\alpha_t$ that comes from $1/\sqrt{\alpha_t}$ squared dropped."),
+        Mutant("std_in_weight",
+               {"loss": beta_t**2 / (2 * sigma2 * alpha_t * sp.sqrt(1 - alphabar_t)) * (eps - eps_theta) ** 2},
+               r"$\sqrt{1 - \bar\alpha_t}$ where its square belongs."),
+        Mutant("beta_not_squared", {"loss": beta_t / (2 * sigma2 * alpha_t * (1 - alphabar_t)) * (eps - eps_theta) ** 2},
+               r"$\beta_t$ where $\beta_t^2$ belongs."),
+    ),
+    references=("ho2020denoising",),
+    code=("gencode.diffusion.NoiseSchedule.elbo_weights",),
+    display={"loss": _mul(_frac(beta_t**2, _mul(2, sigma2, alpha_t, 1 - alphabar_t)),
+                          sp.Pow(sp.Add(eps, -eps_theta, evaluate=False), 2, evaluate=False))},
+))
+
+# ---------------------------------------------------------------------------------------------
+# 8. DDPM as denoising score matching.
+
+s_theta = -eps_theta / sp.sqrt(1 - alphabar_t)
+"""The score model that a noise predictor defines, ``s_theta = -eps_theta / sqrt(1 - alphabar_t)``."""
+
+dsm = register(Identity(
+    id="ddpm.loss.dsm",
+    title="The denoising score matching loss of DDPM is a scaled noise regression",
+    chapter="ddpm",
+    claim={"loss": (eps - eps_theta) ** 2 / (1 - alphabar_t)},
+    check=equal({"loss": (s_theta - score.claim["score"]) ** 2},
+                "substitute s_theta = -eps_theta / sqrt(1 - alphabar_t) and the score "
+                "ddpm.forward.score; cancel",
+                definitions=RATIONAL),
+    template=(r"\left(s_\theta(x_t, t) - \nabla_{x_t} \log q(x_t \mid x_0)\right)^2 = $loss,"
+              r"\qquad s_\theta = -\frac{\epsilon_\theta}{\sqrt{1 - \bar\alpha_t}}"),
+    assumptions=("x_t = sqrt(alphabar_t) x_0 + sqrt(1 - alphabar_t) epsilon",
+                 "one coordinate; in D dimensions the squares are squared norms"),
+    mutants=(
+        Mutant("square_dropped", {"loss": (eps - eps_theta) / (1 - alphabar_t)},
+               r"The square dropped in the last line: $\epsilon - \epsilon_\theta$ has mean zero at "
+               r"the optimum and is no loss at all.",
+               source="source notes 002 (score matching lecture, from DSM to DDPM)"),
+        Mutant("std_for_variance", {"loss": (eps - eps_theta) ** 2 / sp.sqrt(1 - alphabar_t)},
+               r"Divided by the standard deviation instead of the variance."),
+    ),
+    references=("ho2020denoising", "song2021score"),
+    code=("gencode.diffusion.DDPM.loss",),
+    display={"loss": _frac(sp.Pow(sp.Add(eps, -eps_theta, evaluate=False), 2, evaluate=False),
+                           1 - alphabar_t)},
+))
+
+# ---------------------------------------------------------------------------------------------
+# 9. A reverse step as a Langevin step.
+
+s_ = sym("s", real=True)  # a score value at x_t
+
+mean_score = register(Identity(
+    id="ddpm.reverse.langevin",
+    title="The reverse mean written with the score, and its first-order expansion in beta",
+    chapter="ddpm",
+    claim={"mean": (xt + beta_t * s_) / sp.sqrt(alpha_t),
+           "first_order": xt + beta_t * (xt / 2 + s_)},
+    check=Check(
+        "substitute eps_theta = -sqrt(1 - alphabar_t) s into mu_theta (cancel); Taylor "
+        "coefficients of orders 0 and 1 in beta_t compared",
+        lambda c: [c["mean"] - model_mean.xreplace({eps_theta: -sp.sqrt(1 - alphabar_t) * s_}),
+                   *[sp.diff(c["first_order"] - c["mean"].xreplace({alpha_t: 1 - beta_t}), beta_t, k)
+                     .xreplace({beta_t: 0}) for k in (0, 1)],
+                   sp.diff(c["first_order"], beta_t, 2)],
+        definitions={alphabar_t: alpha_t * alphabar_tm1, alphabar_tm1: g**2},
+    ),
+    template=(r"\mu_\theta(x_t, t) = $mean = $first_order + O(\beta_t^2),"
+              r"\qquad s = s_\theta(x_t, t)"),
+    assumptions=("s_theta = -eps_theta / sqrt(1 - alphabar_t)",
+                 "alpha_t = 1 - beta_t; the expansion is in beta_t -> 0 with x_t and s fixed"),
+    mutants=(
+        Mutant("no_drift", {"first_order": xt + beta_t * s_},
+               r"The drift $\beta_t x_t / 2$ of the variance-preserving process forgotten: "
+               r"a Langevin step on $s$ alone."),
+        Mutant("score_over_std", {"mean": (xt + beta_t / sp.sqrt(1 - alphabar_t) * s_) / sp.sqrt(alpha_t)},
+               r"The noise coefficient $\beta_t / \sqrt{1 - \bar\alpha_t}$ kept in front of the score."),
+    ),
+    references=("ho2020denoising", "song2021score"),
+    code=("gencode.diffusion.NoiseSchedule.mean_from_score",),
+    display={"mean": _mul(sp.UnevaluatedExpr(1 / sp.sqrt(alpha_t)),
+                          sp.Add(xt, _mul(beta_t, s_), evaluate=False)),
+             "first_order": sp.Add(xt, _mul(beta_t, sp.Add(_frac(xt, 2), s_, evaluate=False)),
+                                   evaluate=False)},
+))
+
+# ---------------------------------------------------------------------------------------------
+# 10. The two extreme reverse variances: beta_t for N(0, 1) data, beta_tilde_t for a point.
+
+v_data = sym("v", positive=True)  # variance of N(0, v) data
+
+
+def _reverse_variance(v: sp.Expr) -> sp.Expr:
+    """Variance of ``q(x_{t-1} | x_t)`` for data ``N(0, v)``: Bayes with ``q(x_{t-1}) = N(0, V)``.
+
+    ``V = alphabar_{t-1} v + 1 - alphabar_{t-1}``; precisions add: ``1 / (alpha_t / beta_t + 1 / V)``.
+    """
+    V = alphabar_tm1 * v + 1 - alphabar_tm1
+    return 1 / (alpha_t / beta_t + 1 / V)
+
+
+def _extremes_residuals(claim: Claim) -> list[sp.Expr]:
+    # Bayes' rule as a product of Gaussians for general v, then the two extremes.
+    V = alphabar_tm1 * v_data + 1 - alphabar_tm1
+    xprev = xtm1
+    bayes = gaussian_product_residuals(
+        [GaussianFactor(xt, sp.sqrt(alpha_t) * xprev, beta_t), GaussianFactor(xprev, 0, V)],
+        [GaussianFactor(xprev, sp.sqrt(alpha_t) * V / (alpha_t * V + beta_t) * xt,
+                        _reverse_variance(v_data)),
+         GaussianFactor(xt, 0, alpha_t * V + beta_t)])
+    return bayes + [claim["unit"] - _reverse_variance(1), claim["point"] - _reverse_variance(0)]
+
+
+extremes = register(Identity(
+    id="ddpm.reverse.variance_extremes",
+    title=r"The reverse variance is $\beta_t$ for standard normal data and $\tilde\beta_t$ for a single point",
+    chapter="ddpm",
+    claim={"unit": beta_t, "point": posterior_variance},
+    check=Check(
+        "Bayes' rule for data N(0, v) (completing the square, coefficients in x_{t-1}, x_t), "
+        "then v = 1 and v = 0; rational cancel",
+        _extremes_residuals,
+        definitions=RATIONAL,
+        variables=(xtm1, xt),
+    ),
+    template=(r"\operatorname{Var}[x_{t-1} \mid x_t] = \begin{cases} $unit & x_0 \sim "
+              r"\mathcal{N}(0, \mathbf{I}), \\ $point & x_0 \text{ a fixed point.} \end{cases}"),
+    assumptions=ASSUMPTIONS + ("data N(0, v I); v = 1 and v = 0 (a point mass at 0; any fixed "
+                               "point gives the same variance)",),
+    mutants=(
+        Mutant("swapped", {"unit": posterior_variance, "point": beta_t},
+               r"The two cases exchanged."),
+        Mutant("unit_is_alpha_beta", {"unit": alpha_t * beta_t},
+               r"$\alpha_t \beta_t$ for the standard normal case (the variance of "
+               r"$\sqrt{\alpha_t}\, x_t$ noise, not of the reverse step)."),
+    ),
+    references=("ho2020denoising",),
+    code=("gencode.diffusion.NoiseSchedule.reverse_variance",),
+    display={"point": posterior.display["variance"]},
+))
+
+
+# ---------------------------------------------------------------------------------------------
+# 11. The cosine schedule: its signal-to-noise ratio is a squared cotangent.
+
+u = sym("u", (0, sp.Rational(3, 2)), positive=True)  # (t / T + s) / (1 + s) * pi / 2, in (0, pi / 2)
+
+cosine = register(Identity(
+    id="ddpm.schedule.cosine",
+    title=r"The cosine schedule and its signal-to-noise ratio",
+    chapter="ddpm",
+    claim={"alphabar": sp.cos(u) ** 2, "snr": sp.cot(u) ** 2},
+    check=Check(
+        "SNR = alphabar / (1 - alphabar) with cot = cos / sin and sin = sqrt(1 - cos^2) on "
+        "(0, pi/2); cancel",
+        lambda c: [c["snr"] - c["alphabar"] / (1 - c["alphabar"])],
+        definitions={sp.cot(u): sp.cos(u) / sp.sin(u), sp.sin(u): sp.sqrt(1 - sp.cos(u) ** 2)},
+    ),
+    template=(r"\bar\alpha_t = $alphabar, \qquad \frac{\bar\alpha_t}{1 - \bar\alpha_t} = $snr, "
+              r"\qquad u = \frac{t/T + s}{1 + s} \cdot \frac{\pi}{2}"),
+    assumptions=("f(t) = cos^2(u(t)) normalised by f(0); stated here for s = 0, where f(0) = 1",
+                 "0 < u < pi / 2"),
+    mutants=(
+        Mutant("missing_square", {"alphabar": sp.cos(u)},
+               r"The square of the cosine dropped, $\bar\alpha_t = \cos u$.",
+               source="Lil'Log, \"What are diffusion models?\" (an earlier revision; corrected since)"),
+    ),
+    references=("nichol2021improved",),
+    code=("gencode.diffusion.cosine_beta_schedule",),
 ))

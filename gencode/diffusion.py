@@ -9,6 +9,11 @@ The closed forms implemented here are the registered identities ``ddpm.forward.m
 ``ddpm.posterior``, ``ddpm.posterior.mean_eps`` and ``ddpm.forward.score``; ``tests/test_diffusion.py``
 compares them with the SymPy expressions of :mod:`derivations.diffusion`.
 
+The model: :class:`DDPM` (a schedule and a noise-prediction network, its ``L_simple`` or ELBO-weighted
+loss, ``ddpm.loss.eps_weight``), :func:`ancestral_sample` (any :data:`NoisePredictor`: a network, the
+exact :func:`oracle_noise_predictor` of Gaussian-mixture data, a guided combination) and
+:func:`elbo_terms` (the bound term by term, ``ddpm.elbo.decomposition``).
+
 References:
     Ho, Jain, Abbeel. Denoising Diffusion Probabilistic Models. 2020. arXiv:2006.11239.
     Nichol, Dhariwal. Improved Denoising Diffusion Probabilistic Models. 2021. arXiv:2102.09672.
@@ -17,10 +22,21 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
+from torch.distributions import Normal, kl_divergence
+
+from .oracle import MixtureOracle
+
+NoisePredictor = Callable[[torch.Tensor, "int | torch.Tensor"], torch.Tensor]
+"""``eps = predictor(x_t, t)``: ``x_t`` of shape (B, D), ``t`` an int (every sample at the same step,
+as samplers call it) or a (B,) integer tensor (as training calls it); returns shape (B, D)."""
+
+Variance = Literal["beta", "beta_tilde"]
 
 
 def linear_beta_schedule(T: int, beta_start: float = 1e-4, beta_end: float = 0.02,
@@ -363,3 +379,276 @@ class NoiseSchedule(nn.Module):
         t = self._index(t, xt, "xt")
         return -(xt - self._at(self.sqrt_alphas_cumprod, t, xt) * x0) / self._at(
             self.one_minus_alphas_cumprod, t, xt)
+
+    # -- the reverse process --------------------------------------------------------------------
+
+    def reverse_variance(self, variance: Variance = "beta") -> torch.Tensor:
+        """The variance ``sigma_t^2`` of the reverse steps, shape (T + 1,) (entry 0 unused).
+
+        ``"beta"``: ``sigma_t^2 = beta_t``, the reverse variance when the data are ``N(0, I)``;
+        ``"beta_tilde"``: ``sigma_t^2 = beta_tilde_t``, the reverse variance when the data are a
+        single point (``ddpm.reverse.variance_extremes``; ``dpm2015.edge`` is the case ``t = 1``).
+
+        References:
+            Ho, Jain, Abbeel. Denoising Diffusion Probabilistic Models. 2020. arXiv:2006.11239 (section 3.2).
+        """
+        if variance == "beta":
+            return self.betas
+        if variance == "beta_tilde":
+            return self.posterior_variance
+        raise ValueError(f"variance must be 'beta' or 'beta_tilde', got {variance!r}")
+
+    def elbo_weights(self, variance: Variance = "beta") -> torch.Tensor:
+        """``w_t = beta_t^2 / (2 sigma_t^2 alpha_t (1 - alphabar_t))``, shape (T + 1,) (``ddpm.loss.eps_weight``).
+
+        With these weights, ``w_t ||eps - eps_theta||^2`` is the KL term ``L_{t-1}`` of the
+        variational bound.  Entry 0 is unused; with ``"beta_tilde"`` entry 1 is infinite
+        (``beta_tilde_1 = 0``): the bound's ``t = 1`` term is the decoder ``L_0`` instead.
+        """
+        sigma2 = self.reverse_variance(variance)
+        with torch.no_grad():
+            w = self.betas**2 / (2 * sigma2 * self.alphas * self.one_minus_alphas_cumprod)
+        w[0] = 0
+        return w
+
+    def mean_from_score(self, xt: torch.Tensor, score: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
+        """``mu = (x_t + beta_t s) / sqrt(alpha_t)`` with ``s`` the score of ``q(x_t)`` (``ddpm.reverse.langevin``)."""
+        self._check_same_shape(xt=xt, score=score)
+        t = self._index(t, xt, "xt")
+        return self._at(self.sqrt_recip_alphas, t, xt) * (xt + self._at(self.betas, t, xt) * score)
+
+    def noise_from_x0(self, xt: torch.Tensor, x0: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
+        """``eps = (x_t - sqrt(alphabar_t) x_0) / sqrt(1 - alphabar_t)`` (x0-prediction to noise)."""
+        self._check_same_shape(xt=xt, x0=x0)
+        t = self._index(t, xt, "xt")
+        return (xt - self._at(self.sqrt_alphas_cumprod, t, xt) * x0) / self._at(
+            self.sqrt_one_minus_alphas_cumprod, t, xt)
+
+    def v_from_noise(self, xt: torch.Tensor, noise: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
+        """``v = sqrt(alphabar_t) eps - sqrt(1 - alphabar_t) x_0`` (Salimans and Ho, 2022)."""
+        x0 = self.predict_x0_from_noise(xt, noise, t)
+        t = self._index(t, xt, "xt")
+        return self._at(self.sqrt_alphas_cumprod, t, xt) * noise - self._at(
+            self.sqrt_one_minus_alphas_cumprod, t, xt) * x0
+
+    def noise_from_v(self, xt: torch.Tensor, v: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
+        """``eps = sqrt(alphabar_t) v + sqrt(1 - alphabar_t) x_t``, the inverse of :meth:`v_from_noise`."""
+        self._check_same_shape(xt=xt, v=v)
+        t = self._index(t, xt, "xt")
+        return self._at(self.sqrt_alphas_cumprod, t, xt) * v + self._at(
+            self.sqrt_one_minus_alphas_cumprod, t, xt) * xt
+
+
+# ---------------------------------------------------------------------------------------------
+# Noise predictors, the ancestral sampler and the variational bound
+
+
+def oracle_noise_predictor(schedule: NoiseSchedule, oracle: MixtureOracle) -> NoisePredictor:
+    """The exact optimal noise predictor ``E[eps | x_t]`` of Gaussian-mixture data.
+
+    At step ``t`` the oracle is asked with scale ``sqrt(alphabar_t)`` and noise standard deviation
+    ``sqrt(1 - alphabar_t)``.  Samplers pass ``t`` as an int; a tensor ``t`` must hold one value.
+
+    Args:
+        schedule: the noise schedule.
+        oracle: the data's oracle (:class:`gencode.oracle.MixtureOracle`).
+
+    Returns:
+        A :data:`NoisePredictor`.
+    """
+    if not isinstance(oracle, MixtureOracle):
+        raise TypeError(f"oracle must be a MixtureOracle, got {type(oracle).__name__}")
+    abar = schedule.alphas_cumprod.detach().cpu().double()  # read once, on the host
+
+    def predict(x: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
+        if isinstance(t, torch.Tensor):
+            if t.numel() < 1 or bool((t != t.reshape(-1)[0]).any()):
+                raise ValueError("the oracle noise predictor needs one step t for the whole batch")
+            t = int(t.reshape(-1)[0])
+        if not 1 <= t <= schedule.T:
+            raise ValueError(f"t must lie in {{1, ..., {schedule.T}}}, got {t}")
+        a = float(abar[t])
+        return oracle.noise(x, scale=math.sqrt(a), noise_std=math.sqrt(1 - a))
+
+    return predict
+
+
+@torch.no_grad()
+def ancestral_sample(schedule: NoiseSchedule, predictor: NoisePredictor, x_T: torch.Tensor,
+                     variance: Variance = "beta", generator: torch.Generator | None = None,
+                     trajectory_steps: tuple[int, ...] = ()) -> torch.Tensor | tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    """DDPM's ancestral sampler: ``x_{t-1} = mu_theta(x_t, t) + sigma_t z`` for ``t = T, ..., 1``.
+
+    ``mu_theta(x_t, t) = (x_t - beta_t / sqrt(1 - alphabar_t) eps_theta(x_t, t)) / sqrt(alpha_t)``
+    (``ddpm.posterior.mean_eps`` with the predicted noise) and ``z ~ N(0, I)``, except at the
+    last step, which returns the mean.
+
+    Args:
+        schedule: the noise schedule.
+        predictor: any noise predictor (a network, the oracle, a guided combination).
+        x_T: the starting noise, shape (B, D), usually ``N(0, I)`` samples.
+        variance: ``"beta"`` or ``"beta_tilde"`` for ``sigma_t^2``.
+        generator: random generator for ``z`` (on ``x_T``'s device).
+        trajectory_steps: steps ``t`` at which to keep a copy of ``x_t``.
+
+    Returns:
+        ``x_0`` of shape (B, D); with ``trajectory_steps``, also a dict ``t -> x_t``.
+
+    References:
+        Ho, Jain, Abbeel. Denoising Diffusion Probabilistic Models. 2020. arXiv:2006.11239 (Algorithm 2).
+    """
+    sigma = schedule.reverse_variance(variance).sqrt().to(x_T.device, x_T.dtype)  # (T + 1,)
+    x = x_T
+    kept = {}
+    for t in range(schedule.T, 0, -1):
+        if t in trajectory_steps:
+            kept[t] = x
+        mean = schedule.posterior_mean_from_noise(x, predictor(x, t), t)
+        if t > 1:
+            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = mean + sigma[t] * z
+        else:
+            x = mean
+    if trajectory_steps:
+        kept[0] = x
+        return x, kept
+    return x
+
+
+@dataclass(frozen=True)
+class ELBOTerms:
+    """The terms of the negative variational bound, per sample, in nats (``ddpm.elbo.decomposition``).
+
+    Attributes:
+        prior: ``L_T = KL(q(x_T | x_0) || N(0, I))``, shape (B,).
+        diffusion: ``sum_{t=2}^T L_{t-1}``, one-sample Monte Carlo estimate of each expectation, shape (B,).
+        reconstruction: ``L_0 = -log p_theta(x_0 | x_1)``, shape (B,).
+    """
+
+    prior: torch.Tensor
+    diffusion: torch.Tensor
+    reconstruction: torch.Tensor
+
+    @property
+    def total(self) -> torch.Tensor:
+        """The negative bound ``L_T + sum L_{t-1} + L_0`` per sample, an upper bound on ``-log p(x_0)``."""
+        return self.prior + self.diffusion + self.reconstruction
+
+    def bits_per_dim(self, dim: int) -> float:
+        """The mean negative bound in bits per dimension."""
+        return float(self.total.mean()) / (dim * math.log(2))
+
+
+@torch.no_grad()
+def elbo_terms(schedule: NoiseSchedule, predictor: NoisePredictor, x0: torch.Tensor,
+               variance: Variance = "beta_tilde", generator: torch.Generator | None = None) -> ELBOTerms:
+    """The negative variational bound of a DDPM with Gaussian reverse steps, term by term.
+
+    For each ``t = 2..T`` one ``x_t ~ q(x_t | x_0)`` is drawn and the KL divergence
+    ``KL(q(x_{t-1} | x_t, x_0) || N(mu_theta(x_t, t), sigma_t^2 I))`` is computed in closed form by
+    ``torch.distributions.kl_divergence``.  The decoder is the Gaussian
+    ``p(x_0 | x_1) = N(mu_theta(x_1, 1), beta_1 I)`` (``beta_tilde_1 = 0`` cannot serve), for
+    continuous data; DDPM's discretised decoder for 8-bit images is not used here.
+
+    Args:
+        schedule: the noise schedule.
+        predictor: the model's noise predictor.
+        x0: data, shape (B, D).
+        variance: ``sigma_t^2`` for ``t >= 2``, ``"beta"`` or ``"beta_tilde"``.
+        generator: random generator for the ``x_t``.
+
+    Returns:
+        :class:`ELBOTerms` with per-sample terms in nats.
+
+    References:
+        Ho, Jain, Abbeel. Denoising Diffusion Probabilistic Models. 2020. arXiv:2006.11239 (equation 5).
+    """
+    if x0.ndim != 2:
+        raise ValueError(f"x0 must have shape (B, D), got {tuple(x0.shape)}")
+    sigma2 = schedule.reverse_variance(variance).to(x0.device, x0.dtype)
+    q_T = schedule.q_mean_variance(x0, schedule.T)
+    prior = kl_divergence(Normal(q_T.mean, q_T.std), Normal(torch.zeros_like(x0), 1.0)).sum(-1)
+    diffusion = torch.zeros(x0.shape[0], device=x0.device, dtype=x0.dtype)
+    for t in range(2, schedule.T + 1):
+        xt = schedule.q_sample(x0, t, generator=generator)
+        post = schedule.q_posterior(x0, xt, t)
+        model_mean = schedule.posterior_mean_from_noise(xt, predictor(xt, t), t)
+        diffusion += kl_divergence(Normal(post.mean, post.std),
+                                   Normal(model_mean, sigma2[t].sqrt())).sum(-1)
+    x1 = schedule.q_sample(x0, 1, generator=generator)
+    decoder = Normal(schedule.posterior_mean_from_noise(x1, predictor(x1, 1), 1), schedule.betas[1].sqrt())
+    return ELBOTerms(prior, diffusion, -decoder.log_prob(x0).sum(-1))
+
+
+class DDPM(nn.Module):
+    """A denoising diffusion probabilistic model: a schedule and a noise-prediction network.
+
+    Args:
+        schedule: the noise schedule.
+        net: a network ``net(x_t, t) -> eps`` with ``x_t`` of shape (B, D) and ``t`` a float
+            tensor (B,) of steps (e.g. :class:`gencode.nets.MLP` with ``time_dim``).
+
+    Example:
+        >>> from gencode.nets import MLP
+        >>> model = DDPM(NoiseSchedule.linear(50), MLP(2, 2, hidden=16, depth=1, time_dim=8))
+        >>> bool(model.loss(torch.randn(8, 2)).detach() > 0)
+        True
+
+    References:
+        Ho, Jain, Abbeel. Denoising Diffusion Probabilistic Models. 2020. arXiv:2006.11239.
+    """
+
+    def __init__(self, schedule: NoiseSchedule, net: nn.Module) -> None:
+        super().__init__()
+        if not isinstance(schedule, NoiseSchedule):
+            raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+        self.schedule = schedule
+        self.net = net
+
+    def noise(self, xt: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
+        """``eps_theta(x_t, t)``; ``t`` an int or a (B,) integer tensor (a :data:`NoisePredictor`)."""
+        t = torch.as_tensor(t, device=xt.device)
+        return self.net(xt, t.to(xt.dtype))
+
+    def loss(self, x0: torch.Tensor, weighting: Literal["simple", "elbo"] = "simple",
+             variance: Variance = "beta") -> torch.Tensor:
+        """``E_{t, eps} w_t ||eps - eps_theta(sqrt(alphabar_t) x_0 + sqrt(1 - alphabar_t) eps, t)||^2``.
+
+        ``"simple"``: ``w_t = 1`` (``L_simple``); ``"elbo"``: ``w_t`` from :meth:`NoiseSchedule.elbo_weights`
+        (the bound's KL terms, up to the factor ``T`` of the uniform draw of ``t``), for
+        ``t >= 2``.  ``t`` and ``eps`` come from torch's global generator (seeded by
+        :func:`gencode.train.fit`).
+
+        Args:
+            x0: data, shape (B, D).
+            weighting: ``"simple"`` or ``"elbo"``.
+            variance: the reverse variance that the ELBO weights assume.
+
+        Returns:
+            A scalar.
+        """
+        if x0.ndim != 2:
+            raise ValueError(f"x0 must have shape (B, D), got {tuple(x0.shape)}")
+        low = 1 if weighting == "simple" else 2
+        if weighting not in ("simple", "elbo"):
+            raise ValueError(f"weighting must be 'simple' or 'elbo', got {weighting!r}")
+        t = torch.randint(low, self.schedule.T + 1, (x0.shape[0],), device=x0.device)
+        eps = torch.randn_like(x0)
+        xt = self.schedule.q_sample(x0, t, noise=eps)
+        err = (eps - self.noise(xt, t)).square().sum(-1)  # (B,)
+        if weighting == "elbo":
+            err = err * self.schedule.elbo_weights(variance).to(x0.device, x0.dtype)[t]
+        return err.mean()
+
+    @torch.no_grad()
+    def sample(self, n: int, dim: int, variance: Variance = "beta",
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` samples by :func:`ancestral_sample` from ``x_T ~ N(0, I)``, shape (n, dim)."""
+        p = next(self.net.parameters())
+        x_T = torch.randn(n, dim, generator=generator, device=p.device, dtype=p.dtype)
+        return ancestral_sample(self.schedule, self.noise, x_T, variance, generator)
+
+    def elbo_terms(self, x0: torch.Tensor, variance: Variance = "beta_tilde",
+                   generator: torch.Generator | None = None) -> ELBOTerms:
+        """The negative bound of this model, term by term (see :func:`elbo_terms`)."""
+        return elbo_terms(self.schedule, self.noise, x0, variance, generator)

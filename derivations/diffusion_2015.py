@@ -1,0 +1,211 @@
+"""Diffusion probabilistic models (Sohl-Dickstein, Weiss, Maheswaranathan and Ganguli, 2015).
+
+The model is the reverse of a forward diffusion ``q(x_{0:T}) = q(x_0) prod_t q(x_t | x_{t-1})``
+towards a tractable ``pi = N(0, 1)``: ``p(x_{0:T}) = pi(x_T) prod_t p(x_{t-1} | x_t)``.  Its
+likelihood is an importance-sampling average over forward paths, and Jensen's inequality gives
+the lower bound ``K`` that is trained.  Three statements are checked here, in the Gaussian case
+(one dimension, a few steps, reverse kernels ``N(k_t x_t + d_t, s_t)`` with free parameters):
+
+1. ``dpm2015.jensen_gap``: for one step, ``log p(x_0) - K(x_0)`` is the KL divergence between the
+   forward path ``q(x_1 | x_0)`` and the model's posterior ``p(x_1 | x_0)``; the mutant writes the
+   prior outside the logarithm, as one source note does;
+2. ``dpm2015.edge``: the Gaussian kernel is reversible with respect to ``pi``, so the paper's
+   edge-effect choice ``p(x_0 | x_1) = q(x_1 | x_0) pi(x_0) / pi(x_1)`` is again a Gaussian kernel;
+3. ``dpm2015.bound``: ``K`` rewritten with posteriors and conditional entropies (the paper's
+   equation 14), exact for data with ``E[x_0^2] = 1`` (the forward process then keeps the second
+   moment at 1, so the cross-entropy of ``pi`` is the same at every step).
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from .core import Check, Claim, GaussianFactor, Identity, Mutant, gaussian_expectation, \
+    gaussian_product_residuals, register, sym
+from .diffusion import (
+    UNIT,
+    GaussianChain,
+    HalfLog,
+    entropy_normal,
+    kl_normal,
+    linear_gaussian_model,
+    log_normal,
+    path_log_ratio,
+    reverse_log,
+    split_half_logs,
+    t_,
+    T_,
+)
+
+REFERENCES = ("sohl2015deep",)
+
+# ---------------------------------------------------------------------------------------------
+# 1. The Jensen step, and what it loses (one step, x_0 given).
+
+x0 = sym("x_0", real=True)
+x1 = sym("x_1", real=True)
+a = sym("a", UNIT, positive=True)  # sqrt(alpha_1)
+k = sym("k", real=True)
+d = sym("d", real=True)
+s = sym("s", positive=True)
+prior = sp.Function("p", positive=True)(sp.Symbol("x_T", real=True))       # the prior density
+ratio = sp.Function("w", positive=True)(sp.Symbol("x_{0:T}", real=True))   # prod_t p(x_{t-1}|x_t) / q(x_t|x_{t-1})
+
+
+P = sp.Symbol("P", positive=True)  # stands for the density p(x_T) = N(x_1; 0, 1) itself
+R = sp.Symbol("R", positive=True)  # stands for the ratio itself
+
+
+def _expect_x1(expr: sp.Expr) -> sp.Expr:
+    """``E[expr]`` for ``x_1 ~ q(x_1 | x_0) = N(a x_0, 1 - a^2)``, exactly.
+
+    ``expr`` is a polynomial in ``x_1`` and ``P``, the prior density ``N(x_1; 0, 1)`` (which only a
+    wrong claim leaves outside a logarithm).  Moments give the polynomial terms; a term
+    ``P x_1^n`` is a product of two Gaussian densities,
+    ``N(x_1; mu, v) N(x_1; 0, 1) = N(mu; 0, 1 + v) N(x_1; mu / (1 + v), v / (1 + v))``.
+    """
+    mu, v = a * x0, 1 - a**2
+    total = sp.Integer(0)
+    for (p_power, r_power, n), coeff in sp.Poly(sp.expand(expr), P, R, x1).terms():
+        if r_power or p_power > 1:
+            raise NotImplementedError("only P x_1^n terms are integrated in closed form")
+        if p_power == 0:
+            total += coeff * gaussian_expectation(x1**n, x1, mu, v)
+        else:
+            weight = sp.exp(GaussianFactor(mu, 0, 1 + v).log_density())
+            total += coeff * weight * gaussian_expectation(x1**n, x1, mu / (1 + v), v / (1 + v))
+    return total
+
+
+def _jensen_residuals(claim: Claim) -> list[sp.Expr]:
+    log_prior = log_normal(x1, 0, 1)
+    log_ratio = log_normal(x0, k * x1 + d, s) - log_normal(x1, a * x0, 1 - a**2)
+    integrand = sp.expand_log(claim["integrand"], force=True).xreplace(
+        {sp.log(prior): log_prior, sp.log(ratio): log_ratio}).xreplace({prior: P, ratio: R})
+    K = _expect_x1(integrand)
+    # The model: x_1 ~ N(0, 1), x_0 | x_1 ~ N(k x_1 + d, s); so p(x_0) = N(d, k^2 + s) and
+    # p(x_1 | x_0) = N(k (x_0 - d) / (k^2 + s), s / (k^2 + s)).
+    evidence = log_normal(x0, d, k**2 + s)
+    gap = kl_normal(a * x0, 1 - a**2, k * (x0 - d) / (k**2 + s), s / (k**2 + s))
+    residual = evidence - gap - K
+    if residual.has(sp.exp):  # a wrong claim: compare numerically (HalfLog evaluates itself)
+        return [residual]
+    return split_half_logs(residual)
+
+
+jensen_gap = register(Identity(
+    id="dpm2015.jensen_gap",
+    title=r"The Jensen bound $K$ and its gap, a KL divergence between paths",
+    chapter="diffusion_2015",
+    claim={"integrand": sp.log(prior * ratio)},
+    check=Check(
+        "T = 1, one dimension, reverse kernel N(k x_1 + d, s) with free k, d, s: K by the moments "
+        "of q(x_1 | x_0); evidence and KL in closed form; HalfLog constants compared as products; "
+        "cancel",
+        _jensen_residuals,
+    ),
+    template=(r"K(x_0) = \mathbb{E}_{q(x_{1:T} \mid x_0)}\!\left[$integrand\right] = \log p(x_0) "
+              r"- \mathrm{KL}\!\left(q(x_{1:T} \mid x_0)\,\|\,p(x_{1:T} \mid x_0)\right)"),
+    assumptions=("q(x_1 | x_0) = N(sqrt(alpha_1) x_0, beta_1), p(x_1) = N(0, 1), "
+                 "p(x_0 | x_1) = N(k x_1 + d, s)",
+                 "checked for T = 1 in one dimension with free k, d, s"),
+    mutants=(
+        Mutant("prior_outside_log", {"integrand": prior * sp.log(ratio)},
+               r"In the Jensen step the prior $p(x_T)$ written in front of the logarithm instead "
+               r"of inside it.",
+               source="source notes 003 (Deep Unsupervised Learning using Nonequilibrium "
+                      "Thermodynamics, section 2.4)"),
+        Mutant("prior_dropped", {"integrand": sp.log(ratio)},
+               r"The prior $p(x_T)$ dropped from the importance weight."),
+    ),
+    references=REFERENCES,
+))
+
+# ---------------------------------------------------------------------------------------------
+# 2. The edge effect: the Gaussian kernel is reversible with respect to N(0, 1).
+
+edge = register(Identity(
+    id="dpm2015.edge",
+    title=r"The edge-effect choice $q(x_1 \mid x_0)\,\pi(x_0)/\pi(x_1)$ is the forward kernel run backwards",
+    chapter="diffusion_2015",
+    claim={"mean": a * x1, "variance": 1 - a**2},
+    check=Check(
+        "detailed balance as a product of Gaussian densities: exponents compared coefficient by "
+        "coefficient in (x_0, x_1), normalising constants compared; cancel",
+        lambda c: gaussian_product_residuals(
+            [GaussianFactor(x1, a * x0, 1 - a**2), GaussianFactor(x0, 0, 1),
+             GaussianFactor(x1, 0, 1, power=-1)],
+            [GaussianFactor(x0, c["mean"], c["variance"])]),
+        variables=(x0, x1),
+    ),
+    template=(r"\frac{q(x_1 \mid x_0)\, \pi(x_0)}{\pi(x_1)} = \mathcal{N}\!\left(x_0;\ $mean,\ "
+              r"$variance\right), \qquad \pi = \mathcal{N}(0, 1)"),
+    assumptions=("q(x_1 | x_0) = N(sqrt(alpha_1) x_0, beta_1) with alpha_1 = a^2 = 1 - beta_1",),
+    mutants=(
+        Mutant("inverted_scale", {"mean": x1 / a},
+               r"The forward step inverted, $x_0 = x_1 / \sqrt{\alpha_1}$: the mean of a "
+               r"deterministic inverse, not of the reverse kernel."),
+        Mutant("variance_scaled", {"variance": (1 - a**2) / a**2},
+               r"The variance of the inverted step, $\beta_1 / \alpha_1$."),
+    ),
+    references=REFERENCES,
+    code=("gencode.diffusion.NoiseSchedule.reverse_variance",),
+))
+
+# ---------------------------------------------------------------------------------------------
+# 3. The bound with posteriors and entropies (the paper's equation 14).
+
+D = sp.IndexedBase(r"\bar{D}")   # E_{q(x_0, x_t)} KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t))
+H = sp.IndexedBase("H")          # H_q(X_t | X_0), the conditional entropy of the forward process
+H_pi = sp.Function("H_p", positive=True)(sp.Symbol("X_T"))  # entropy of pi = N(0, 1)
+BOUND_STEPS = 3
+m = sym("m", (-1, 1), real=True)  # E[x_0]; E[x_0^2] = 1
+
+
+def _bound_residuals(claim: Claim) -> list[sp.Expr]:
+    chain = GaussianChain.make(BOUND_STEPS, m=m, M=sp.Integer(1))
+    T = chain.T
+    model = linear_gaussian_model(chain)
+    # the edge-effect choice for the last reverse step (dpm2015.edge)
+    model[1] = (chain.a[0] * chain.xs[1], 1 - chain.alpha(1))
+    values = {H_pi: entropy_normal(1)}
+    for t in range(1, T + 1):
+        values[H[t]] = entropy_normal(chain.marginal(t)[1])
+    for t in range(2, T + 1):
+        values[D[t]] = chain.expect(kl_normal(*chain.posterior(t), *model[t]))
+    stated = claim["K"].xreplace({T_: T}).doit().xreplace(values)
+    return split_half_logs(chain.expect(path_log_ratio(chain, model)) - stated)
+
+
+bound = register(Identity(
+    id="dpm2015.bound",
+    title="The lower bound K with posteriors and conditional entropies",
+    chapter="diffusion_2015",
+    claim={"K": -sp.Sum(D[t_], (t_, 2, T_)) + sp.Sum(H[t_] - H[t_ - 1], (t_, 2, T_)) - H_pi},
+    check=Check(
+        "unrolled for T = 3 in one dimension, data with E[x_0] = m and E[x_0^2] = 1, reverse "
+        "kernels N(k_t x_t + d_t, s_t) with free parameters for t >= 2 and the edge-effect kernel "
+        "for t = 1; expectations by the chain's moments; HalfLog constants compared as products",
+        _bound_residuals,
+    ),
+    template=r"K = $K",
+    display={"K": sp.Add(-sp.Sum(D[t_], (t_, 2, T_)),
+                         sp.Sum(sp.Add(H[t_], -H[sp.Add(t_, -1, evaluate=False)], evaluate=False), (t_, 2, T_)),
+                         -H_pi, evaluate=False)},
+    assumptions=(
+        "D_t = E_{q(x_0, x_t)} KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t)); H_t = H_q(X_t | X_0)",
+        "H_p(X_T) = entropy of pi = N(0, I), the prior",
+        "edge effect: p(x_0 | x_1) = q(x_1 | x_0) pi(x_0) / pi(x_1)",
+        "E[||x_0||^2] = D (the data are scaled so); then E[||x_t||^2] = D at every t",
+        "checked in one dimension for T = 3",
+    ),
+    mutants=(
+        Mutant("kl_sign", {"K": sp.Sum(D[t_], (t_, 2, T_)) + sp.Sum(H[t_] - H[t_ - 1], (t_, 2, T_)) - H_pi},
+               "The KL terms added instead of subtracted (the bound would grow with the model's error)."),
+        Mutant("entropy_order", {"K": -sp.Sum(D[t_], (t_, 2, T_)) + sp.Sum(H[t_ - 1] - H[t_], (t_, 2, T_)) - H_pi},
+               r"The entropy differences the wrong way round, $H_q(X_{t-1} \mid X_0) - H_q(X_t \mid X_0)$."),
+        Mutant("prior_entropy_sign", {"K": -sp.Sum(D[t_], (t_, 2, T_)) + sp.Sum(H[t_] - H[t_ - 1], (t_, 2, T_)) + H_pi},
+               r"The prior's entropy added: $\mathbb{E}_q \log \pi(x_T)$ is minus a cross-entropy."),
+    ),
+    references=REFERENCES,
+))

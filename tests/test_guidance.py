@@ -1,0 +1,201 @@
+"""``gencode.guidance`` against the registered guidance identities (``derivations.guidance``).
+
+Guided samplers are tested on the exact oracles of a labelled Gaussian mixture: at scale 1 they
+must reproduce the conditional law, and the mass on the requested class must grow with the scale.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+
+from derivations import guidance as g
+from gencode.diffusion import NoiseSchedule, ancestral_sample, linear_beta_schedule, oracle_noise_predictor
+from gencode.distributions import GaussianMixture, mixture_1d
+from gencode.guidance import LabelledMixture, cfg_noise, classifier_guided_noise, oracle_guided_predictor
+from gencode.oracle import MixtureOracle
+from gencode.two_sample import energy_distance, sample_floor
+
+from _threads import one_thread  # noqa: F401  (a fixture)
+
+
+def _schedule(device: torch.device) -> NoiseSchedule:
+    # 100 steps reaching alphabar_T ~ 2e-5, as DDPM's 1000 steps do (see tests/test_diffusion.py)
+    return NoiseSchedule(linear_beta_schedule(100, 1e-3, 0.2)).to(device)
+
+
+def _labelled_2d(device: torch.device) -> LabelledMixture:
+    """Three classes in 2-D: class 0 has two components, classes 1 and 2 one each."""
+    means = torch.tensor([[-2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [0.0, -2.0]], dtype=torch.float64, device=device)
+    cov = 0.15 * torch.eye(2, dtype=torch.float64, device=device).expand(4, 2, 2)
+    weights = torch.tensor([0.2, 0.2, 0.3, 0.3], dtype=torch.float64, device=device)
+    return LabelledMixture(GaussianMixture(weights, means, cov), torch.tensor([0, 0, 1, 2]))
+
+
+@pytest.mark.validates("guidance.cfg")
+def test_cfg_noise_matches_registry(device: torch.device, generator: torch.Generator) -> None:
+    eps_c, eps_u = (torch.randn(50, 2, generator=generator, device=device, dtype=torch.float64) for _ in range(2))
+    gamma = 2.5
+    f = sp.lambdify((g.s_u, g.s_c, g.gamma), g.cfg.claim["guided"], "numpy")
+    got = cfg_noise(eps_c, eps_u, gamma)
+    np.testing.assert_allclose(got.cpu().numpy(), f(eps_u.cpu().numpy(), eps_c.cpu().numpy(), gamma), rtol=1e-14)
+    for mutant in g.cfg.mutants:
+        if "guided" in mutant.claim:
+            bad = sp.lambdify((g.s_u, g.s_c, g.gamma), mutant.claim["guided"], "numpy")
+            assert np.abs(got.cpu().numpy() - bad(eps_u.cpu().numpy(), eps_c.cpu().numpy(), gamma)).max() > 0.1
+
+
+@pytest.mark.validates("guidance.classifier_noise", "guidance.cfg")
+def test_cfg_score_identity_at_every_noise_level(device: torch.device, generator: torch.Generator) -> None:
+    """(1 - gamma) eps(x) + gamma eps(x, y) = eps(x) - gamma s grad log p(y | x): exact oracles."""
+    data = _labelled_2d(device)
+    sched = _schedule(device)
+    x = 2.5 * torch.randn(300, 2, generator=generator, device=device, dtype=torch.float64)
+    f = sp.lambdify((g.eps_u, g.gamma, g.alphabar_t, g.g_), g.classifier_noise.claim["eps"], "numpy")
+    for t in (1, 10, 50, 100):
+        cfg = oracle_guided_predictor(sched, data, 1, 3.0, "cfg")(x, t)
+        clf = oracle_guided_predictor(sched, data, 1, 3.0, "classifier")(x, t)
+        torch.testing.assert_close(cfg, clf, rtol=1e-9, atol=1e-9)  # float64, scores up to ~1e2
+        abar = float(sched.alphas_cumprod[t])
+        eps_u = oracle_noise_predictor(sched, MixtureOracle(data.mixture))(x, t)
+        grad = data.classifier_grad(x, 1, math.sqrt(abar), math.sqrt(1 - abar))
+        want = f(eps_u.cpu().numpy(), 3.0, abar, grad.cpu().numpy())
+        np.testing.assert_allclose(clf.cpu().numpy(), want, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(classifier_guided_noise(eps_u, grad, math.sqrt(1 - abar), 3.0), clf)
+
+
+@pytest.mark.validates("guidance.cfg")
+def test_classifier_gradient_is_difference_of_scores(device: torch.device, generator: torch.Generator) -> None:
+    """guidance.bayes on the oracle: grad log p(y | x) = s(x, y) - s(x) at each noise level."""
+    data = _labelled_2d(device)
+    x = 2 * torch.randn(100, 2, generator=generator, device=device, dtype=torch.float64)
+    for a, s in [(1.0, 0.3), (0.6, 0.8), (0.05, 0.999)]:
+        diff = (MixtureOracle(data.class_mixture(0)).score(x, a, s) - MixtureOracle(data.mixture).score(x, a, s))
+        torch.testing.assert_close(data.classifier_grad(x, 0, a, s), diff, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.validates("guidance.cfg")
+def test_guided_sampling_on_the_oracle(device: torch.device, one_thread) -> None:
+    data = _labelled_2d(device)
+    sched = _schedule(device)
+    gen = torch.Generator(device=device).manual_seed(0)
+    n, y = 500, 0
+    target = data.class_mixture(y)
+    fractions = []
+    for gamma in (0.0, 1.0, 4.0):
+        x = ancestral_sample(sched, oracle_guided_predictor(sched, data, y, gamma),
+                             torch.randn(n, 2, generator=gen, device=device, dtype=torch.float64), "beta", gen)
+        probs = data.classifier_log_prob(x, 1.0, 1e-3).exp()[:, y]  # class of each sample, at noise ~0
+        fractions.append(float(probs.mean()))
+        if gamma == 1.0:  # the exact conditional law
+            floor = sample_floor(lambda m: target.sample(m, generator=gen), n)
+            assert float(energy_distance(x, target.sample(n, generator=gen))) < floor.threshold()
+    # gamma = 0 samples p(x): class 0 has mass 0.4 (binomial standard error sqrt(.24/500) ~ 0.022)
+    assert abs(fractions[0] - 0.4) < 5 * math.sqrt(0.24 / n)
+    assert fractions[1] > 0.97 and fractions[2] >= fractions[1]
+
+
+@pytest.mark.slow
+@pytest.mark.validates("guidance.cfg")
+def test_cfg_does_not_sample_the_tilted_law(device: torch.device, one_thread) -> None:
+    """Bradley and Nakkiran: with gamma = 3 the CFG sampler's law differs from p(x|y)^3 p(x)^-2 / Z."""
+    mixture = mixture_1d([0.5, 0.5], [-1.0, 1.0], [0.7, 0.7], dtype=torch.float64, device=device)
+    data = LabelledMixture(mixture, torch.tensor([0, 1]))
+    sched = _schedule(device)
+    gen = torch.Generator(device=device).manual_seed(1)
+    n, gamma = 2000, 3.0
+    x = ancestral_sample(sched, oracle_guided_predictor(sched, data, 1, gamma),
+                         torch.randn(n, 1, generator=gen, device=device, dtype=torch.float64), "beta", gen)
+    # the tilted law on a fine grid, sampled by inverting its CDF
+    grid = torch.linspace(-6, 8, 20001, dtype=torch.float64, device=device)
+    log_t = gamma * data.class_mixture(1).log_prob(grid[:, None]) + (1 - gamma) * mixture.log_prob(grid[:, None])
+    cdf = torch.cumsum(torch.softmax(log_t, 0), 0)
+
+    def tilted(m: int) -> torch.Tensor:
+        u = torch.rand(m, generator=gen, device=device, dtype=torch.float64)
+        return grid[torch.searchsorted(cdf, u).clamp(max=grid.numel() - 1)][:, None]
+
+    floor = sample_floor(tilted, n)
+    assert float(energy_distance(x, tilted(n))) > 5 * floor.threshold()
+
+
+def test_guidance_bad_input(device: torch.device) -> None:
+    data = _labelled_2d(device)
+    with pytest.raises(ValueError, match="gamma"):
+        cfg_noise(torch.zeros(2, 2), torch.zeros(2, 2), -1.0)
+    with pytest.raises(ValueError, match="same shape"):
+        cfg_noise(torch.zeros(2, 2), torch.zeros(2, 3), 1.0)
+    with pytest.raises(ValueError, match="y must be"):
+        data.class_mixture(3)
+    with pytest.raises(ValueError, match="labels"):
+        LabelledMixture(data.mixture, torch.tensor([0, 0, 2, 2]))
+    with pytest.raises(TypeError, match="mixture"):
+        LabelledMixture("mixture", torch.tensor([0]))
+    with pytest.raises(ValueError, match="kind"):
+        oracle_guided_predictor(_schedule(device), data, 0, 1.0, kind="free")
+
+
+def _trained(cls, device: torch.device, steps: int):
+    """(labelled data in float64, the same in float32, schedule, model trained on it with ``fit``)."""
+    from gencode.guidance import labelled_batches
+    from gencode.train import fit
+
+    data = _labelled_2d(device)
+    data32 = LabelledMixture(data.mixture.to(dtype=torch.float32), data.labels)
+    sched = NoiseSchedule(linear_beta_schedule(100, 1e-3, 0.2, dtype=torch.float32)).to(device)
+    torch.manual_seed(0)
+    model = cls(sched, dim=2, num_classes=3).to(device)
+    fit(model.loss, model, labelled_batches(data32), steps=steps, batch_size=128, lr=3e-3, lr_schedule="cosine")
+    return data, data32, sched, model
+
+
+@pytest.mark.slow
+def test_trained_cfg_model_reproduces_the_conditional_law(device: torch.device, one_thread) -> None:
+    from gencode.guidance import ConditionalDDPM
+
+    data, data32, sched, model = _trained(ConditionalDDPM, device, 1500)
+    gen = torch.Generator(device=device).manual_seed(2)
+    n = 800
+    target = data32.class_mixture(0)
+    x = ancestral_sample(sched, model.guided_predictor(0, 1.0), torch.randn(n, 2, generator=gen, device=device),
+                         "beta", gen)
+    floor = sample_floor(lambda m: target.sample(m, generator=gen), n)
+    # Training budget: 1500 Adam steps.  Measured energy distance 0.004 against a floor threshold of
+    # 0.014 (the print below); twice the threshold leaves room for the training error on other devices.
+    ed = float(energy_distance(x, target.sample(n, generator=gen)))
+    print(f"trained CFG, gamma = 1: energy distance {ed:.4f}, floor threshold {floor.threshold():.4f}")
+    assert ed < 2 * floor.threshold()
+    # the null label gives the unconditional model: about 40% of its samples are of class 0
+    x_u = ancestral_sample(sched, model.guided_predictor(0, 0.0), torch.randn(n, 2, generator=gen, device=device),
+                           "beta", gen)
+    frac = float(data.classifier_log_prob(x_u.double(), 1.0, 1e-3).exp()[:, 0].mean())
+    assert abs(frac - 0.4) < 0.1  # binomial s.e. 0.017 plus training error
+
+
+@pytest.mark.slow
+@pytest.mark.validates("guidance.classifier_noise")
+def test_trained_noisy_classifier_agrees_with_the_exact_one(device: torch.device, one_thread) -> None:
+    from gencode.guidance import NoisyClassifier
+
+    data, data32, sched, clf = _trained(NoisyClassifier, device, 600)
+    gen = torch.Generator(device=device).manual_seed(3)
+    x0, _ = data32.sample(2000, gen)
+    for t in (10, 40):
+        xt = sched.q_sample(x0, t, generator=gen)
+        abar = float(sched.alphas_cumprod[t])
+        exact = data.classifier_log_prob(xt.double(), math.sqrt(abar), math.sqrt(1 - abar)).exp()
+        with torch.no_grad():
+            learned = clf.log_prob(xt, t).exp().double()
+        # Training budget: 600 steps.  Mean total-variation distance between the learned and the
+        # exact class probabilities below 0.1 (measured 0.008 at t = 10 and 0.02 at t = 40).
+        assert float(0.5 * (learned - exact).abs().sum(-1).mean()) < 0.1
+    # guided by it with gamma = 3, the exact unconditional predictor puts its samples in class 0
+    uncond = oracle_noise_predictor(sched, MixtureOracle(data32.mixture))
+    x = ancestral_sample(sched, clf.guided_predictor(uncond, 0, 3.0),
+                         torch.randn(500, 2, generator=gen, device=device), "beta", gen)
+    assert float(data.classifier_log_prob(x.double(), 1.0, 1e-3).exp()[:, 0].mean()) > 0.95
