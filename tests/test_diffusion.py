@@ -246,7 +246,6 @@ from gencode.oracle import MixtureOracle  # noqa: E402
 from gencode.train import fit  # noqa: E402
 from gencode.two_sample import energy_distance, sample_floor  # noqa: E402
 
-from _threads import one_thread  # noqa: E402, F401  (a fixture)
 
 SHORT = dict(T=100, beta_start=1e-3, beta_end=0.2)
 """A 100-step linear schedule with the same end point alphabar_T ~ 2e-5 as DDPM's 1000 steps
@@ -387,7 +386,7 @@ def _path_log_ratio_mc(sched: NoiseSchedule, pred, x0: torch.Tensor, gen: torch.
 
 
 @pytest.mark.validates("ddpm.elbo.decomposition")
-def test_elbo_terms_equal_the_path_average(device: torch.device, one_thread) -> None:
+def test_elbo_terms_equal_the_path_average(device: torch.device) -> None:
     """L_T + sum L_{t-1} + L_0 (closed-form KLs) against -E log p(x_{0:T})/q(x_{1:T}|x_0) (paths)."""
     data = mixture_1d([0.3, 0.7], [-1.5, 1.0], [0.4, 0.6], dtype=torch.float64, device=device)
     sched = NoiseSchedule(linear_beta_schedule(20, 5e-3, 0.5)).to(device)
@@ -405,7 +404,7 @@ def test_elbo_terms_equal_the_path_average(device: torch.device, one_thread) -> 
 
 @pytest.mark.slow
 @pytest.mark.validates("ddpm.elbo.decomposition")
-def test_oracle_elbo_approaches_the_true_nll(device: torch.device, one_thread) -> None:
+def test_oracle_elbo_approaches_the_true_nll(device: torch.device) -> None:
     data = mixture_1d([0.3, 0.7], [-1.5, 1.0], [0.4, 0.6], dtype=torch.float64, device=device)
     sched = _short_schedule(device)
     pred = oracle_noise_predictor(sched, MixtureOracle(data))
@@ -421,8 +420,7 @@ def test_oracle_elbo_approaches_the_true_nll(device: torch.device, one_thread) -
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variance", ["beta", "beta_tilde"])
-def test_ancestral_sampler_on_the_oracle_reproduces_the_data(device: torch.device, variance: str,
-                                                            one_thread) -> None:
+def test_ancestral_sampler_on_the_oracle_reproduces_the_data(device: torch.device, variance: str) -> None:
     data = eight_gaussians(dtype=torch.float64, device=device)
     sched = _short_schedule(device)
     gen = torch.Generator(device=device).manual_seed(7)
@@ -437,7 +435,7 @@ def test_ancestral_sampler_on_the_oracle_reproduces_the_data(device: torch.devic
 
 
 @pytest.mark.slow
-def test_trained_noise_predictor_approaches_the_oracle(device: torch.device, one_thread) -> None:
+def test_trained_noise_predictor_approaches_the_oracle(device: torch.device) -> None:
     data = eight_gaussians(dtype=torch.float32, device=device)
     sched = _short_schedule(device, torch.float32)
     torch.manual_seed(0)

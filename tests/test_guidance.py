@@ -20,7 +20,6 @@ from gencode.guidance import LabelledMixture, cfg_noise, classifier_guided_noise
 from gencode.oracle import MixtureOracle
 from gencode.two_sample import energy_distance, sample_floor
 
-from _threads import one_thread  # noqa: F401  (a fixture)
 
 
 def _schedule(device: torch.device) -> NoiseSchedule:
@@ -80,7 +79,7 @@ def test_classifier_gradient_is_difference_of_scores(device: torch.device, gener
 
 @pytest.mark.slow
 @pytest.mark.validates("guidance.cfg")
-def test_guided_sampling_on_the_oracle(device: torch.device, one_thread) -> None:
+def test_guided_sampling_on_the_oracle(device: torch.device) -> None:
     data = _labelled_2d(device)
     sched = _schedule(device)
     gen = torch.Generator(device=device).manual_seed(0)
@@ -102,7 +101,7 @@ def test_guided_sampling_on_the_oracle(device: torch.device, one_thread) -> None
 
 @pytest.mark.slow
 @pytest.mark.validates("guidance.cfg")
-def test_cfg_does_not_sample_the_tilted_law(device: torch.device, one_thread) -> None:
+def test_cfg_does_not_sample_the_tilted_law(device: torch.device) -> None:
     """Bradley and Nakkiran: with gamma = 3 the CFG sampler's law differs from p(x|y)^3 p(x)^-2 / Z."""
     mixture = mixture_1d([0.5, 0.5], [-1.0, 1.0], [0.7, 0.7], dtype=torch.float64, device=device)
     data = LabelledMixture(mixture, torch.tensor([0, 1]))
@@ -155,7 +154,7 @@ def _trained(cls, device: torch.device, steps: int):
 
 
 @pytest.mark.slow
-def test_trained_cfg_model_reproduces_the_conditional_law(device: torch.device, one_thread) -> None:
+def test_trained_cfg_model_reproduces_the_conditional_law(device: torch.device) -> None:
     from gencode.guidance import ConditionalDDPM
 
     data, data32, sched, model = _trained(ConditionalDDPM, device, 1500)
@@ -179,7 +178,7 @@ def test_trained_cfg_model_reproduces_the_conditional_law(device: torch.device, 
 
 @pytest.mark.slow
 @pytest.mark.validates("guidance.classifier_noise")
-def test_trained_noisy_classifier_agrees_with_the_exact_one(device: torch.device, one_thread) -> None:
+def test_trained_noisy_classifier_agrees_with_the_exact_one(device: torch.device) -> None:
     from gencode.guidance import NoisyClassifier
 
     data, data32, sched, clf = _trained(NoisyClassifier, device, 600)
