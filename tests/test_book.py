@@ -160,3 +160,10 @@ def test_scan_sees_stacked_validation_markers(tmp_path: Path) -> None:
     (tmp_path / "test_x.py").write_text(
         '@pytest.mark.validates("a")\n@pytest.mark.validates("b", "c")\n@pytest.mark.slow\ndef test_y():\n    pass\n')
     assert scan_validations(tmp_path) == {k: ["tests/test_x.py::test_y"] for k in "abc"}
+
+
+def test_readme_states_the_allowlist_length() -> None:
+    readme = (ROOT / "README.md").read_text()
+    m = re.search(r"allowlist currently holds (\d+) equations", readme)
+    assert m, "README must state the allowlist's length"
+    assert int(m.group(1)) == len(ALLOWLIST), f"README says {m.group(1)}, the allowlist holds {len(ALLOWLIST)}"
