@@ -167,3 +167,17 @@ def test_readme_states_the_allowlist_length() -> None:
     m = re.search(r"allowlist currently holds (\d+) equations", readme)
     assert m, "README must state the allowlist's length"
     assert int(m.group(1)) == len(ALLOWLIST), f"README says {m.group(1)}, the allowlist holds {len(ALLOWLIST)}"
+
+
+CHAPTERS = [f for f in TOC_FILES if f.startswith("book/") and f not in GENERATED
+            and f not in {"book/index", "book/notation", "book/execution", "book/bibliography"}]
+
+
+@pytest.mark.parametrize("docname", CHAPTERS)
+def test_chapter_has_exercises_with_solutions(docname: str) -> None:
+    text = (ROOT / f"{docname}.md").read_text()
+    exercises = re.findall(r"\{exercise\}[^\n]*\n:label: ([\w-]+)", text)
+    solutions = re.findall(r"\{solution\} ([\w-]+)", text)
+    assert len(exercises) >= 3, f"{docname}: {len(exercises)} labelled exercises, at least 3 expected"
+    assert set(exercises) <= set(solutions), f"{docname}: exercises without a solution {set(exercises) - set(solutions)}"
+    assert "This chapter is being written" not in text, f"{docname} is a placeholder"
