@@ -254,18 +254,19 @@ def test_gaussian_decoder_log_likelihood(device: torch.device, generator: torch.
     np.testing.assert_allclose(_np(ae.log_likelihood(x[:3])), want, rtol=1e-12)
 
 
-@pytest.mark.parametrize("bad", [
-    lambda: KDE(torch.randn(5, 1), -0.1),
-    lambda: KDE(torch.randn(5, 1), float("nan")),
-    lambda: KDE(torch.empty(0, 1), 0.1),
-    lambda: KDE(torch.tensor([[0.0], [float("nan")]]), 0.1),
-    lambda: gaussian_mle(torch.tensor([1.0])),
-    lambda: gaussian_mle([1.0, 2.0]),
-    lambda: select_bandwidth(torch.randn(10, 1), [0.1, -1.0]),
-    lambda: pca(torch.randn(10, 3), 4),
-    lambda: fit_gmm_em(torch.randn(10, 3), _init(torch.device("cpu")), 5),
-    lambda: GaussianMixture(torch.tensor([0.5, 0.6]), torch.zeros(2, 1), torch.ones(2, 1, 1)),
+@pytest.mark.parametrize("bad,names", [
+    (lambda: KDE(torch.randn(5, 1), -0.1), "bandwidth"),
+    (lambda: KDE(torch.randn(5, 1), float("nan")), "bandwidth"),
+    (lambda: KDE(torch.empty(0, 1), 0.1), "data"),
+    (lambda: KDE(torch.tensor([[0.0], [float("nan")]]), 0.1), "data contains NaN"),
+    (lambda: gaussian_mle(torch.tensor([1.0])), "x must"),
+    (lambda: gaussian_mle([1.0, 2.0]), "x must"),
+    (lambda: select_bandwidth(torch.randn(10, 1), [0.1, -1.0]), "bandwidths"),
+    (lambda: pca(torch.randn(10, 3), 4), "k must"),
+    (lambda: fit_gmm_em(torch.randn(10, 3), _init(torch.device("cpu")), 5), "init"),
+    (lambda: GaussianMixture(torch.tensor([0.5, 0.6]), torch.zeros(2, 1), torch.ones(2, 1, 1)), "weights must sum"),
 ])
-def test_bad_input_raises(bad) -> None:
-    with pytest.raises((ValueError, TypeError)):
+def test_bad_input_raises(bad, names) -> None:
+    # the error names the offending argument
+    with pytest.raises((ValueError, TypeError), match=names):
         bad()
