@@ -25,57 +25,16 @@ uses the same helpers.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import sympy as sp
-from sympy.core.function import UndefinedFunction
 
-from .core import Check, Claim, Identity, Mutant, equal, register, sym
+from .core import Check, Claim, Identity, Mutant, function, register, sym, with_instances
 
 CHAPTER = "autoregressive"
 
 # ---------------------------------------------------------------------------------------------
-# Helpers for statements about arbitrary functions (also used by derivations.flows)
-
-
-def generic(name: str, latex: str) -> UndefinedFunction:
-    r"""An undefined SymPy function printed as ``latex(args)`` (``\mu_{2}(x_{1})``, not ``\mu_{2}{\left(...\right)}``).
-
-    Example:
-        >>> mu = generic("mu_2", r"\mu_{2}")
-        >>> sp.latex(mu(sp.Symbol("x_1")) ** 2)
-        '\\mu_{2}(x_{1})^{2}'
-    """
-
-    def _latex(self, printer, exp=None):
-        text = f"{latex}({', '.join(printer._print(a) for a in self.args)})"
-        return text if exp is None else f"{text}^{{{exp}}}"
-
-    return UndefinedFunction(name, __dict__={"_latex": _latex})
-
-
-def instantiate(expr: sp.Expr, instances: Mapping[type[sp.Function], sp.Lambda]) -> sp.Expr:
-    """Replace undefined functions by concrete ``Lambda`` s, in order, evaluating derivatives after each.
-
-    Outer functions come first: ``Derivative(h(f(x)), f(x))`` can be evaluated once ``h`` is concrete, but
-    not once ``f`` is (SymPy cannot differentiate with respect to an expression).
-    """
-    for fn, lam in instances.items():
-        expr = expr.replace(fn, lam).doit()
-    return expr
-
-
-def with_instances(residuals: Sequence[sp.Expr], instances: Mapping[type[sp.Function], sp.Lambda]) -> list[sp.Expr]:
-    """The residuals for concrete instances of the functions, followed by those for generic functions.
-
-    Both vanish identically when the statement holds for every function; a false statement leaves the
-    instantiated residuals numerically non-zero, which gives the check its witness (they come first,
-    since a generic residual cannot be evaluated at a point).  The instances are only needed for a
-    witness: when every generic residual already cancels to zero they are skipped, which keeps proofs fast.
-    """
-    if all(sp.cancel(sp.together(r.doit())) == 0 for r in residuals):
-        return list(residuals)
-    return [instantiate(r, instances) for r in residuals] + list(residuals)
+# Symbols with their own LaTeX, for statements about probability tables
 
 
 class _Named(sp.Symbol):
@@ -165,9 +124,9 @@ chain_rule = register(Identity(
 
 x1, x2, x3 = (sym(f"x_{i}", real=True) for i in (1, 2, 3))
 theta_1 = sym("theta_1", (0, 1), positive=True)
-theta_2 = generic("theta_2", r"\theta_{2}")
-theta_3 = generic("theta_3", r"\theta_{3}")
-theta_1_ahead = generic("theta_1", r"\theta_{1}")
+theta_2 = function("theta_2", r"\theta_{2}")
+theta_3 = function("theta_3", r"\theta_{3}")
+theta_1_ahead = function("theta_1", r"\theta_{1}")
 
 
 def bernoulli(x: sp.Expr, theta: sp.Expr) -> sp.Expr:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import sympy as sp
+from sympy.core.function import UndefinedFunction
 
 Claim = dict[str, sp.Expr]
 """Named parts of a statement, e.g. ``{"mean": ..., "variance": ...}``."""
@@ -202,6 +203,90 @@ class Check:
                         witness.setdefault(name, value_)
                     witness["residual"] = str(sp.N(value, 8))
                     return Verdict(Status.REFUTED, self.method, shown, witness)
+        return Verdict(Status.INCONCLUSIVE, self.method, shown)
+
+
+# ---------------------------------------------------------------------------------------------
+# Statements about arbitrary functions ("for any density", "for any conditioner")
+
+
+def function(name: str, latex: str, show_args: bool = True) -> UndefinedFunction:
+    r"""An undefined SymPy function that prints as ``latex(args)``, or as ``latex`` alone when
+    ``show_args`` is false (``E_\theta`` for an energy whose argument is understood).
+
+    Example:
+        >>> mu = function("mu_2", r"\mu_{2}")
+        >>> sp.latex(mu(sp.Symbol("x_1")) ** 2)
+        '\\mu_{2}(x_{1})^{2}'
+        >>> sp.latex(function("E", r"E_{\theta}", show_args=False)(sp.Symbol("x")))
+        'E_{\\theta}'
+    """
+
+    def _latex(self, printer, exp=None):  # noqa: ARG001 (SymPy's printer protocol)
+        text = f"{latex}({', '.join(printer._print(a) for a in self.args)})" if show_args else latex
+        return text if exp is None else f"{text}^{{{exp}}}"
+
+    return UndefinedFunction(name, __dict__={"_latex": _latex})
+
+
+Instances = Mapping[UndefinedFunction, sp.Lambda]
+"""Concrete functions (``Lambda``) substituted for undefined ones, to evaluate a residual at a point."""
+
+
+def instantiate(expr: sp.Expr, instances: Instances) -> sp.Expr:
+    """Replace undefined functions by concrete ``Lambda`` s, in order, evaluating derivatives after each.
+
+    Outer functions come first: ``Derivative(h(f(x)), f(x))`` can be evaluated once ``h`` is concrete,
+    but not once ``f`` is (SymPy cannot differentiate with respect to an expression).
+    """
+    for fn, lam in instances.items():
+        expr = sp.sympify(expr).replace(fn, lam).doit()
+    return expr
+
+
+def with_instances(residuals: Sequence[sp.Expr], instances: Instances) -> list[sp.Expr]:
+    """The residuals for concrete instances of the functions, followed by those for generic functions.
+
+    Both vanish identically when the statement holds for every function; a false statement leaves the
+    instantiated residuals numerically non-zero, which gives a plain :class:`Check` its witness (they
+    come first, since a generic residual cannot be evaluated at a point). When every generic residual
+    already cancels the instances are skipped, which keeps proofs fast.
+    """
+    if all(sp.cancel(sp.together(sp.sympify(r).doit())) == 0 for r in residuals):
+        return list(residuals)
+    return [instantiate(r, instances) for r in residuals] + list(residuals)
+
+
+@dataclass(frozen=True)
+class ForAnyFunction(Check):
+    """A check of a statement that holds for every function (density, energy, score model).
+
+    Proof: the residual, written with undefined functions, cancels identically (derivatives of
+    undefined functions are independent generators for ``cancel``), so it holds whatever the
+    functions are. Refutation: undefined functions have no values, so the residual is instantiated
+    with each of ``examples`` in turn and evaluated at random rational points; the first non-zero
+    value is the witness (the concrete functions are named in it).
+
+    Attributes:
+        examples: concrete functions to try for a witness, e.g. ``{E: Lambda(x, x**4/4 - x)}``.
+    """
+
+    examples: tuple[Instances, ...] = ()
+
+    def __call__(self, claim: Claim, seed: int = 0) -> Verdict:
+        residuals = [self.substitute(sp.sympify(r)) for r in self.residuals(claim)]
+        leftovers = [p for r in residuals for p in self.normalise(r)]
+        if not leftovers:
+            return Verdict(Status.PROVED, self.method)
+        shown = str(leftovers[0])[:160]
+        for example in self.examples:
+            concrete = Check(self.method, lambda c, ex=example: [instantiate(r, ex) for r in self.residuals(c)],
+                             self.definitions, (), self.tries)
+            found = concrete(claim, seed)
+            if found.status is Status.REFUTED:
+                witness = dict(found.witness or {})
+                witness["functions"] = "; ".join(f"{f.__name__} = {lam}" for f, lam in example.items())
+                return Verdict(Status.REFUTED, self.method, shown, witness)
         return Verdict(Status.INCONCLUSIVE, self.method, shown)
 
 

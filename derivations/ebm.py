@@ -19,76 +19,17 @@ is non-zero: :class:`ForAnyFunction`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-
 import sympy as sp
 
-from .core import Check, Claim, Identity, Mutant, Status, Verdict, equal, register, sym
-
-# ---------------------------------------------------------------------------------------------
-# Checks of statements about arbitrary functions
-
-
-def named_function(name: str, latex: str) -> type[sp.Function]:
-    r"""An undefined SymPy function printed as ``latex`` without its arguments (``E_\theta``)."""
-
-    def _latex(self, printer, exp=None):  # noqa: ARG001 (SymPy's printer protocol)
-        return latex if exp is None else f"{latex}^{{{exp}}}"
-
-    return type(name, (sp.Function,), {"_latex": _latex})
-
-
-Example = Mapping[type[sp.Function], sp.Lambda]
-"""Concrete functions substituted for undefined ones when looking for a witness."""
-
-
-def instantiate(expr: sp.Expr, example: Example) -> sp.Expr:
-    """Replace each undefined function by its concrete example and evaluate the derivatives."""
-    for f, lam in example.items():
-        expr = expr.replace(f, lam)
-    return expr.doit()
-
-
-@dataclass(frozen=True)
-class ForAnyFunction(Check):
-    """A check of a statement that holds for every function (density, energy, score model).
-
-    Proof: the residual, written with undefined functions, cancels identically (derivatives of
-    undefined functions are independent generators for ``cancel``), so it holds whatever the
-    functions are.  Refutation: undefined functions have no values, so the residual is
-    instantiated with each of ``examples`` in turn and evaluated at random rational points; the
-    first non-zero value is the witness (the concrete functions are named in it).
-
-    Attributes:
-        examples: concrete functions to try for a witness, e.g. ``{E: Lambda(x, x**4/4 - x)}``.
-    """
-
-    examples: tuple[Example, ...] = ()
-
-    def __call__(self, claim: Claim, seed: int = 0) -> Verdict:
-        residuals = [self.substitute(sp.sympify(r)) for r in self.residuals(claim)]
-        leftovers = [p for r in residuals for p in self.normalise(r)]
-        if not leftovers:
-            return Verdict(Status.PROVED, self.method)
-        shown = str(leftovers[0])[:160]
-        for example in self.examples:
-            concrete = Check(self.method, lambda c, ex=example: [instantiate(r, ex) for r in self.residuals(c)],
-                             self.definitions, (), self.tries)
-            found = concrete(claim, seed)
-            if found.status is Status.REFUTED:
-                witness = dict(found.witness or {})
-                witness["functions"] = "; ".join(f"{f.__name__} = {lam}" for f, lam in example.items())
-                return Verdict(Status.REFUTED, self.method, shown, witness)
-        return Verdict(Status.INCONCLUSIVE, self.method, shown)
-
+from .core import (Check, Claim, ForAnyFunction, Identity, Mutant, equal, function, instantiate,  # noqa: F401
+                   register, sym)
 
 # ---------------------------------------------------------------------------------------------
 # 1. The score of a Boltzmann density does not depend on the partition function.
 
 x = sym("x", real=True)
 Z = sym("Z", positive=True)
-Energy = named_function("E", r"E_{\theta}")
+Energy = function("E", r"E_{\theta}", show_args=False)
 
 _boltzmann_score = sp.diff(sp.log(sp.exp(-Energy(x)) / Z), x)
 
@@ -151,7 +92,7 @@ hopfield = register(Identity(
 # ---------------------------------------------------------------------------------------------
 # 3. Langevin dynamics leaves p invariant: the Fokker-Planck right-hand side vanishes at p.
 
-Density = named_function("p", "p")
+Density = function("p", "p", show_args=False)
 
 
 def _fokker_planck_at_p(claim: Claim) -> list[sp.Expr]:

@@ -6,7 +6,7 @@ A flow is an invertible differentiable map ``f`` between the data ``x`` and the 
 results below hold for *any* such map or conditioner; they are checked with undefined SymPy functions
 (``mu_i``, ``sigma_i``, ``s_j``, ``t_j``, ``f_i``, ``g_i``) and, for the witnesses of the wrong variants,
 with the same residuals after instantiating those functions by concrete ones
-(:func:`derivations.autoregressive.with_instances`).  Jacobians are taken by ``sympy.Matrix.jacobian``
+(:func:`derivations.core.with_instances`).  Jacobians are taken by ``sympy.Matrix.jacobian``
 and ``sympy.diff`` (which applies the chain rule to undefined functions), never typed by hand.
 
 Ids: ``flows.change_of_variables``, ``flows.inverse_function``, ``flows.composition``,
@@ -19,7 +19,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy.matrices.expressions.determinant import Determinant
 
-from .autoregressive import generic, with_instances
+from .core import function as generic, with_instances
 from .core import (Check, Claim, GaussianFactor, Identity, Mutant, gaussian_expectation, gaussian_moment,
                    register, sym)
 

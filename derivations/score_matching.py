@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .core import Check, Claim, Identity, Mutant, equal, gaussian_expectation, register, sym
-from .ebm import ForAnyFunction, named_function
+from .core import (Check, Claim, ForAnyFunction, Identity, Mutant, equal, function, gaussian_expectation,
+                   register, sym)
 
 
 def _mul(*args: sp.Expr) -> sp.Expr:
@@ -37,9 +37,9 @@ def _mul(*args: sp.Expr) -> sp.Expr:
 # 1. Hyvarinen's implicit score matching (two dimensions, any density, any model).
 
 x1, x2 = sym("x_1", real=True), sym("x_2", real=True)
-P = named_function("p", "p")
-S1 = named_function("s_1", r"s_{\theta,1}")
-S2 = named_function("s_2", r"s_{\theta,2}")
+P = function("p", "p", show_args=False)
+S1 = function("s_1", r"s_{\theta,1}", show_args=False)
+S2 = function("s_2", r"s_{\theta,2}", show_args=False)
 _p, _s1, _s2 = P(x1, x2), S1(x1, x2), S2(x1, x2)
 _psi1 = sp.Derivative(sp.log(_p), x1)  # the data score, unevaluated for display
 _psi2 = sp.Derivative(sp.log(_p), x2)
