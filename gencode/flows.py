@@ -109,7 +109,7 @@ class LinearLU(FlowLayer):
         >>> layer = LinearLU.from_matrix(torch.tensor([[0.0, 2.0], [1.0, 1.0]]))
         >>> layer(torch.tensor([[1.0, 1.0]]))
         tensor([[2., 2.]], grad_fn=<AddBackward0>)
-        >>> float(layer.log_abs_det_jacobian(None, torch.zeros(1, 2)).exp())  # |det A| = 2
+        >>> float(layer.log_abs_det_jacobian(None, torch.zeros(1, 2)).exp().detach())  # |det A| = 2
         2.0
 
     References:
