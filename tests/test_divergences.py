@@ -243,18 +243,19 @@ def test_forward_kl_matches_moments_reverse_kl_seeks_a_mode(device: torch.device
     assert rev.std < fwd.std
 
 
-@pytest.mark.parametrize("bad", [
-    lambda: kl_discrete([0.5, 0.6], [0.5, 0.5]),
-    lambda: kl_discrete([-0.1, 1.1], [0.5, 0.5]),
-    lambda: kl_discrete([float("nan"), 1.0], [0.5, 0.5]),
-    lambda: kl_discrete([0.5, 0.5], [0.2, 0.3, 0.5]),
-    lambda: wasserstein_1d(torch.zeros(3), torch.zeros(4)),
-    lambda: wasserstein_1d(torch.zeros(0), torch.zeros(0)),
-    lambda: w1_exact(torch.zeros(3, 2), torch.zeros(3, 3)),
-    lambda: gaussian_kl(torch.tensor(0.0), torch.tensor(-1.0), torch.tensor(0.0), torch.tensor(1.0)),
-    lambda: kl_quadrature(Normal(0, 1).log_prob, Normal(0, 1).log_prob, 1.0, -1.0),
-    lambda: fit_gaussian_kl(Normal(0, 1).log_prob, "sideways", (0.0, 1.0), -5, 5),
+@pytest.mark.parametrize("bad,names", [
+    (lambda: kl_discrete([0.5, 0.6], [0.5, 0.5]), "p must sum to 1"),
+    (lambda: kl_discrete([-0.1, 1.1], [0.5, 0.5]), "p must be non-negative"),
+    (lambda: kl_discrete([float("nan"), 1.0], [0.5, 0.5]), "p contains NaN"),
+    (lambda: kl_discrete([0.5, 0.5], [0.2, 0.3, 0.5]), "p and q"),
+    (lambda: wasserstein_1d(torch.zeros(3), torch.zeros(4)), "x and y"),
+    (lambda: wasserstein_1d(torch.zeros(0), torch.zeros(0)), "x must"),
+    (lambda: w1_exact(torch.zeros(3, 2), torch.zeros(3, 3)), "x and y"),
+    (lambda: gaussian_kl(torch.tensor(0.0), torch.tensor(-1.0), torch.tensor(0.0), torch.tensor(1.0)), "std_p"),
+    (lambda: kl_quadrature(Normal(0, 1).log_prob, Normal(0, 1).log_prob, 1.0, -1.0), "lo < hi"),
+    (lambda: fit_gaussian_kl(Normal(0, 1).log_prob, "sideways", (0.0, 1.0), -5, 5), "direction"),
 ])
-def test_bad_input_raises(bad) -> None:
-    with pytest.raises((ValueError, TypeError)):
+def test_bad_input_raises(bad, names) -> None:
+    # the error names the offending argument
+    with pytest.raises((ValueError, TypeError), match=names):
         bad()
