@@ -68,7 +68,7 @@ def _expect_x1(expr: sp.Expr) -> sp.Expr:
     total = sp.Integer(0)
     for (p_power, r_power, n), coeff in sp.Poly(sp.expand(expr), P, R, x1).terms():
         if r_power or p_power > 1:
-            raise NotImplementedError("only P x_1^n terms are integrated in closed form")
+            raise ValueError(f"expr: only terms P x_1^n are integrated in closed form, got P^{p_power} R^{r_power}")
         if p_power == 0:
             total += coeff * gaussian_expectation(x1**n, x1, mu, v)
         else:

@@ -22,6 +22,7 @@ References:
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Sequence
 
 import torch
@@ -155,7 +156,7 @@ class MaskedMLP(nn.Module):
         return self.net(x).unflatten(-1, (self.out_per_dim, self.dim))
 
 
-class AutoregressiveBernoulli(nn.Module):
+class AutoregressiveBernoulli(nn.Module, abc.ABC):
     r"""A distribution on :math:`\{0, 1\}^D` from logits that respect an order (the subclass gives them).
 
     Subclasses set ``self.dim``, register a buffer ``order`` and implement :meth:`logits`.
@@ -164,9 +165,10 @@ class AutoregressiveBernoulli(nn.Module):
     dim: int
     order: torch.Tensor
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+    @abc.abstractmethod
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits :math:`a_i(x_{\\pi < \\pi_i})`, shape ``(B, D)``."""
-        raise NotImplementedError
+        ...
 
     def log_prob(self, x: torch.Tensor, validate: bool = True) -> torch.Tensor:
         r""":math:`\log p(x) = \sum_i [x_i a_i - \log(1 + e^{a_i})]`, shape ``(B,)``, in nats.

@@ -27,6 +27,7 @@ References:
 
 from __future__ import annotations
 
+import abc
 import copy
 import math
 from collections.abc import Callable, Sequence
@@ -248,7 +249,7 @@ class ConsistencyModel(nn.Module):
         return x
 
 
-class _ConsistencyObjective:
+class _ConsistencyObjective(abc.ABC):
     r"""The consistency loss :math:`\mathbb{E}\,\|f_\theta(x_{t_{n+1}}, t_{n+1}) - f_{\theta^-}(\hat x_{t_n}, t_n)\|^2`
     with an EMA target :math:`\theta^- \leftarrow \mu \theta^- + (1 - \mu)\theta`.
 
@@ -286,9 +287,10 @@ class _ConsistencyObjective:
         for p_target, p in zip(self.target.parameters(), self.model.parameters()):
             p_target.lerp_(p.detach(), 1 - self.ema)
 
+    @abc.abstractmethod
     def pairs(self, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(x_{t_{n+1}}, t_{n+1}, x_hat_{t_n}, t_n)`` with times of shape (B,)."""
-        raise NotImplementedError
+        ...
 
     def loss(self, x0: torch.Tensor) -> torch.Tensor:
         """The consistency loss on a batch of data ``x0`` of shape (B, D)."""

@@ -25,6 +25,7 @@ References:
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 
 import torch
@@ -70,16 +71,18 @@ class _LayerTransform(Transform):
         return self.layer.log_abs_det_jacobian(z, x)
 
 
-class FlowLayer(nn.Module):
+class FlowLayer(nn.Module, abc.ABC):
     """One invertible layer: ``forward(z) -> x``, ``inverse(x) -> z``, ``log_abs_det_jacobian(z, x)``."""
 
     dim: int
 
-    def inverse(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def inverse(self, x: torch.Tensor) -> torch.Tensor:
+        """The inverse map ``z = f^{-1}(x)``."""
 
-    def log_abs_det_jacobian(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def log_abs_det_jacobian(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``log|det df/dz|`` at ``z`` (with ``x = f(z)``), shape ``(B,)``."""
 
     def inverse_and_log_det(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(z, log|det dx/dz|)`` in one go (layers override it to share the conditioner's pass)."""
