@@ -15,6 +15,7 @@ from .core import (
     Mutant,
     Registry,
     Report,
+    Scope,
     Status,
     anchor,
     equal,
@@ -23,7 +24,7 @@ from .core import (
 )
 
 __all__ = [
-    "REGISTRY", "Certificate", "Check", "Identity", "Mutant", "Registry", "Report", "Status",
+    "REGISTRY", "Certificate", "Check", "Identity", "Mutant", "Registry", "Report", "Scope", "Status",
     "anchor", "equal", "register", "sym", "verify_all",
 ]
 

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from . import verify_all
+from . import Scope, verify_all
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,14 +26,16 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(rows, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        header = f"{'identity':32} {'chapter':16} {'status':9} {'mutants':>8} {'seconds':>8}"
+        header = (f"{'identity':32} {'chapter':16} {'status':9} {'scope':9} {'mutants':>8} {'seconds':>8}"
+                  "  instance")
         print(header)
         print("-" * len(header))
         for r in reports:
             refuted = sum(m.passed for m in r.mutants)
             status = "verified" if r.verified else "FAILED"
-            print(f"{r.identity.id:32} {r.identity.chapter:16} {status:9} "
-                  f"{refuted:>3}/{len(r.mutants):<4} {r.seconds:8.3f}")
+            scope = r.identity.scope.value if r.identity.scope else "UNDECLARED"
+            print(f"{r.identity.id:32} {r.identity.chapter:16} {status:9} {scope:9} "
+                  f"{refuted:>3}/{len(r.mutants):<4} {r.seconds:8.3f}  {r.identity.instance}")
             if not r.certificate.passed:
                 print(f"    check {r.certificate.status.value}: residual {r.certificate.residual}")
             for m in r.mutants:
@@ -44,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         n_ok = sum(r.verified for r in reports)
         print("-" * len(header))
         print(f"{n_ok}/{len(reports)} identities verified, {n_mut} mutants, {total:.2f} s")
-    return 0 if all(r.verified for r in reports) else 1
+        counts = {s.value: sum(r.identity.scope is s for r in reports) for s in Scope}
+        undeclared = sum(r.identity.scope is None for r in reports)
+        print("scope: " + ", ".join(f"{n} {k}" for k, n in counts.items())
+              + (f", {undeclared} UNDECLARED" if undeclared else ""))
+    ok = all(r.verified and r.identity.scope is not None for r in reports)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

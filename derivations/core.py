@@ -105,6 +105,21 @@ class Status(str, enum.Enum):
     INCONCLUSIVE = "inconclusive"
 
 
+class Scope(str, enum.Enum):
+    """What a proof covers, shown in the identity's mark, the report and the verification page.
+
+    * ``general``: proved exactly as the page states it (undefined functions for "any density",
+      symbolic dimensions or an induction for "every D, T, N").
+    * ``instance``: proved for a named special case only (``Identity.instance`` names it, and the
+      mark says "verified for <instance>").
+    * ``numeric``: computations that agree (an LP solved two ways); never called a proof.
+    """
+
+    GENERAL = "general"
+    INSTANCE = "instance"
+    NUMERIC = "numeric"
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What a check concluded about one claim.
@@ -288,6 +303,106 @@ class ForAnyFunction(Check):
                 witness["functions"] = "; ".join(f"{f.__name__} = {lam}" for f, lam in example.items())
                 return Verdict(Status.REFUTED, self.method, shown, witness)
         return Verdict(Status.INCONCLUSIVE, self.method, shown)
+
+
+# --------------------------------------------------------------------------------------------
+# Inequalities: a difference that is non-negative by construction
+
+
+class LogGap(sp.Function):
+    r"""``u - 1 - log u``, non-negative for every ``u > 0`` (zero only at ``u = 1``).
+
+    The elementary inequality ``log u <= u - 1`` as a SymPy atom: a certificate written as a
+    sum of non-negative weights times ``LogGap(...)`` terms and squares is non-negative by
+    construction, which SymPy's assumptions system confirms (``is_nonnegative``).
+
+    Example:
+        >>> u = sym("u", positive=True)
+        >>> LogGap(u).is_nonnegative, sp.latex(LogGap(u))
+        (True, '\\operatorname{g}\\left(u\\right)')
+        >>> expand_known(LogGap(u))
+        u - log(u) - 1
+    """
+
+    def _eval_is_nonnegative(self):
+        if self.args[0].is_positive:
+            return True
+        return None
+
+    def _eval_is_real(self):
+        return self.args[0].is_positive or None
+
+    def _latex(self, printer, exp=None):  # noqa: ARG002
+        text = rf"\operatorname{{g}}\left({printer._print(self.args[0])}\right)"
+        return text if exp is None else f"{text}^{{{exp}}}"
+
+
+def expand_known(expr: sp.Expr) -> sp.Expr:
+    """Replace the known non-negative atoms (:class:`LogGap`) by their definitions."""
+    return sp.sympify(expr).replace(LogGap, lambda u: u - 1 - sp.log(u))
+
+
+@dataclass(frozen=True)
+class NonNegative(Check):
+    """A check of an inequality ``difference(claim) >= 0``.
+
+    Proof: the difference equals ``certificate`` exactly (the residual, after ``prepare`` and
+    the definitions, cancels), and the certificate is non-negative by construction: SymPy's
+    assumptions (squares of reals, :class:`LogGap` of positives, products and sums of
+    non-negatives) decide ``certificate.is_nonnegative`` as True.  Refutation: a random rational
+    point of the declared domains where the difference is negative, which is a genuine
+    counterexample.  A true but weaker bound (a difference that stays non-negative yet does not
+    equal the certificate) is *inconclusive*, never refuted: an inequality check must not
+    "refute" a true statement.
+
+    Attributes:
+        certificate: a function of the claim giving the expression, non-negative by
+            construction, that the difference must equal.
+        prepare: optional normaliser applied to the residual before ``cancel`` (e.g.
+            :func:`split_logs`).
+    """
+
+    certificate: Callable[[Claim], sp.Expr] | None = None
+    prepare: Callable[[sp.Expr], sp.Expr] | None = None
+
+    def __call__(self, claim: Claim, seed: int = 0) -> Verdict:
+        if self.certificate is None:
+            raise ValueError("NonNegative needs a certificate")
+        differences = [self.substitute(sp.sympify(d)) for d in self.residuals(claim)]
+        cert = self.substitute(sp.sympify(self.certificate(claim)))
+        if cert.is_nonnegative is not True:
+            raise ValueError(f"certificate {cert} is not non-negative by construction")
+        prepare = self.prepare or (lambda e: e)
+        leftovers = [p for d in differences
+                     for p in self.normalise(prepare(expand_known(d - cert)))]
+        if not leftovers:
+            return Verdict(Status.PROVED, self.method + "; difference = certificate >= 0")
+        shown = _short(leftovers[0])
+        rng = random.Random(seed)
+        free = set().union(*(d.free_symbols for d in differences))
+        for _ in range(self.tries * 4):
+            point = random_point(free, rng)
+            for d in differences:
+                value = sp.N(expand_known(d).xreplace(point), 50)
+                if value.is_number and value.is_real and value < -sp.Float("1e-30", 50):
+                    witness = {str(k): str(v) for k, v in point.items()}
+                    witness["residual"] = str(sp.N(value, 8))  # the (negative) difference
+                    return Verdict(Status.REFUTED, self.method, shown, witness)
+        return Verdict(Status.INCONCLUSIVE, self.method, shown)
+
+
+def nonnegative(difference: Callable[[Claim], sp.Expr], certificate: Callable[[Claim], sp.Expr],
+                method: str, **kwargs) -> NonNegative:
+    """A :class:`NonNegative` check of ``difference(claim) >= 0`` with a certificate.
+
+    Example:
+        >>> x, y = sym("x", real=True), sym("y", real=True)
+        >>> # claim: x^2 + y^2 >= c * x * y; true for c = 2 (and c = 1), false for c = 3
+        >>> chk = nonnegative(lambda c: x**2 + y**2 - c["c"] * x * y, lambda c: (x - y)**2, "square")
+        >>> [chk({"c": sp.Integer(k)}).status.value for k in (2, 1, 3)]
+        ['proved', 'inconclusive', 'refuted']
+    """
+    return NonNegative(method, lambda claim: [difference(claim)], certificate=certificate, **kwargs)
 
 
 def _short(expr: sp.Expr, limit: int = 160) -> str:
@@ -497,6 +612,8 @@ class Report:
             "title": ident.title,
             "chapter": ident.chapter,
             "status": "verified" if self.verified else "failed",
+            "scope": ident.scope.value if ident.scope else None,
+            "instance": ident.instance,
             "check": self.certificate.status.value,
             "method": self.certificate.method,
             "seconds": round(self.certificate.seconds, 4),
@@ -540,6 +657,9 @@ class Identity:
             of the check.
         code: the ``gencode`` objects that implement the identity (``"gencode.diffusion.q_posterior"``);
             each identity that names code must have a test marked ``@pytest.mark.validates(id)``.
+        scope: what the proof covers (:class:`Scope`); every identity must declare it.
+        instance: for ``instance`` (and ``numeric``) scope, the special case that was checked, in
+            words a reader sees in the mark ("Gaussian p", "D = 1", "T = 2").
     """
 
     id: str
@@ -553,8 +673,16 @@ class Identity:
     references: tuple[str, ...] = ()
     display: Claim | None = None
     code: tuple[str, ...] = ()
+    scope: Scope | None = None
+    instance: str = ""
 
     def __post_init__(self) -> None:
+        if self.scope is not None:
+            object.__setattr__(self, "scope", Scope(self.scope))
+            if self.scope is Scope.GENERAL and self.instance:
+                raise ValueError(f"identity {self.id!r} is general but names an instance {self.instance!r}")
+            if self.scope is not Scope.GENERAL and not self.instance.strip():
+                raise ValueError(f"identity {self.id!r} has scope {self.scope.value} but names no instance")
         if not self.mutants:
             raise ValueError(f"identity {self.id!r} needs at least one mutant")
         names = [m.name for m in self.mutants]
@@ -570,6 +698,22 @@ class Identity:
     def anchor(self) -> str:
         """The label of this identity's entry on the verification page."""
         return anchor(self.id)
+
+    @property
+    def mark(self) -> str:
+        """The words of the identity's mark: what was checked, in the generality it was checked.
+
+        Example:
+            >>> Scope("instance").value
+            'instance'
+        """
+        if self.scope is Scope.GENERAL:
+            return "verified"
+        if self.scope is Scope.INSTANCE:
+            return f"verified for {self.instance}"
+        if self.scope is Scope.NUMERIC:
+            return f"checked numerically ({self.instance})"
+        return "verified (scope not declared)"
 
     @property
     def latex(self) -> str:

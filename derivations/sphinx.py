@@ -63,7 +63,11 @@ def verified_role(name, rawtext, text, lineno, inliner, options=None, content=No
         return [inliner.problematic(rawtext, rawtext, msg)], [msg]
     ref = pending_xref("", refdomain="std", reftype="ref", reftarget=anchor(identity_id),
                        refexplicit=True, refwarn=True)
-    ref += nodes.inline("", f"\u2714 verified: {identity_id}", classes=["verified-mark"])
+    identity = REGISTRY[identity_id]
+    scope = identity.scope.value if identity.scope else "undeclared"
+    symbol = "\u2248" if scope == "numeric" else "\u2714"
+    ref += nodes.inline("", f"{symbol} {identity.mark}: {identity_id}",
+                        classes=["verified-mark", f"scope-{scope}"])
     container = nodes.inline("", "", classes=["verified"])
     container += ref
     return [container], []
@@ -97,6 +101,11 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _scope_words(row: dict) -> str:
+    scope = row.get("scope") or "undeclared"
+    return scope if scope == "general" else f"{scope}: {_cell(row.get('instance', ''))}"
+
+
 def render_page(rows: list[dict], validations: dict[str, list[str]] | None = None) -> str:
     """The verification page as MyST markdown."""
     validations = validations or {}
@@ -121,14 +130,22 @@ def render_page(rows: list[dict], validations: dict[str, list[str]] | None = Non
         "the literature or in the source notes are collected in the {doc}`errata appendix "
         "</book/errata>`.",
         "",
-        "| Identity | Chapter | Status | Mutants refuted | Numeric tests | Seconds |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "**Scope.** Each identity says what its proof covers: *general* (proved exactly as the "
+        "page states it: undefined SymPy functions for \"any density\", symbolic dimensions or "
+        "an induction for \"every D\"), *instance* (proved for the named special case only), or "
+        "*numeric* (computations that agree; not a proof).  "
+        + ", ".join(f"**{sum(r.get('scope') == s for r in rows)} {s}**"
+                    for s in ("general", "instance", "numeric")) + ".",
+        "",
+        "| Identity | Chapter | Status | Scope | Mutants refuted | Numeric tests | Seconds |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         refuted = sum(m["refuted"] for m in r["mutants"])
         mark = "\u2714 verified" if r["status"] == "verified" else "\u2718 FAILED"
         lines.append(
             f"| {{ref}}`{r['id']} <{anchor(r['id'])}>` | {{doc}}`/book/{r['chapter']}` | {mark} | "
+            f"{_scope_words(r)} | "
             f"{refuted}/{len(r['mutants'])} | {len(validations.get(r['id'], []))} | {r['seconds']:.3f} |")
     for r in rows:
         lines += [
@@ -143,6 +160,7 @@ def render_page(rows: list[dict], validations: dict[str, list[str]] | None = Non
             "```",
             "",
             f"- **Status:** {r['status']} ({r['check']}) in {r['seconds']:.3f} s",
+            f"- **Scope:** {_scope_words(r)}",
             f"- **Method:** {r['method']}",
             "- **Assumptions:** " + "; ".join(f"`{a}`" for a in r["assumptions"]),
             "- **Code validated by:** " + (", ".join(f"`{t}`" for t in validations.get(r["id"], []))

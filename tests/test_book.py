@@ -3,8 +3,10 @@
 * every file listed in ``_toc.yml`` exists (the verification page is generated at build time);
 * every identity registered for a chapter is glued in that chapter, labelled, and followed by
   its ``{verified}`` mark;
-* every labelled display equation in ``book/`` is either glued from the registry or sits on the
-  short allowlist below of unchecked equations (definitions and notation).
+* every display math block in ``book/`` (``{math}``, ``$$ ... $$``, amsmath environments; labelled
+  or not) is either glued from the registry or allowlisted, by label, with a kind: ``definition``,
+  ``notation``, or ``step <identity id>`` (an intermediate step of a named, glued result);
+* every identity declares its scope (general, instance, numeric).
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 GENERATED = {"book/verification", "book/errata"}  # written by derivations.sphinx when the book is built
 
-# Labelled display equations that are not identities: definitions and notation.  One YAML file per
-# chapter in tests/allowlist/ (label: reason), so chapters never contend for one list.  Keep it short;
-# its length is reported in the README and by `make report`.
+# Display equations that are not checked identities: definitions, notation and intermediate steps of
+# a glued result.  One YAML file per chapter in tests/allowlist/ (label: "kind: reason"), so chapters
+# never contend for one list.  Keep it short; its length is reported in the README.
 ALLOWLIST = {
     label: reason
     for path in sorted((ROOT / "tests" / "allowlist").glob("*.yml"))
@@ -34,6 +36,12 @@ ALLOWLIST = {
 FENCE = re.compile(r"^(`{3,}|:{3,})\{(?P<directive>[\w:-]+)\}[ \t]*(?P<arg>[^\n]*)\n(?P<body>.*?)^\1\s*$",
                    re.MULTILINE | re.DOTALL)
 DOLLAR_LABEL = re.compile(r"\$\$\s*\((?P<label>[\w.-]+)\)")
+# $$ ... $$ display blocks, with MyST's optional (label) after the closing $$.
+DOLLAR_BLOCK = re.compile(r"\$\$(?P<body>.+?)\$\$(?:[ \t]*\((?P<label>[\w.-]+)\))?", re.DOTALL)
+AMSMATH = re.compile(r"^[ \t]*\\begin\{(?P<env>equation|align|gather|multline|eqnarray|flalign|alignat)\*?\}"
+                     r"(?P<body>.*?)\\end\{(?P=env)\*?\}", re.MULTILINE | re.DOTALL)
+CODE_CELL = re.compile(r"^(`{3,})\{code-cell\}.*?^\1\s*$", re.MULTILINE | re.DOTALL)
+KIND = re.compile(r"^(?P<kind>definition|notation|step (?P<id>[\w.]+)): \S")
 VERIFIED = re.compile(r"\{verified\}`(?P<id>[^`]+)`")
 
 
@@ -110,8 +118,80 @@ def test_verified_marks_name_registered_identities(page: Path) -> None:
         assert m.group("id") in REGISTRY.ids(), f"{page.name}: {{verified}} of unknown {m.group('id')!r}"
 
 
+def displays(text: str) -> list[tuple[str, str | None, str | None]]:
+    """(kind, glue key, label) of every display math block of a MyST page, outside code cells.
+
+    Kinds: ``glue`` (``{glue:math}``), ``math`` (a ``{math}`` fence), ``dollar`` (``$$ ... $$``)
+    and ``amsmath`` (a bare ``\\begin{align}`` block).
+    """
+    text = CODE_CELL.sub("", text)
+    out = [("glue" if d == "glue:math" else "math", key, label) for d, key, label, _ in _equations(text)]
+    # fenced math is removed before looking for $$ and amsmath blocks, so nothing is counted twice
+    rest = FENCE.sub(lambda m: "" if m.group("directive") in {"math", "glue:math"} else m.group(0), text)
+    rest = re.sub(r"^(`{3,}|:{3,})\{(math|glue:math)\}.*?^\1\s*$", "", rest, flags=re.MULTILINE | re.DOTALL)
+    out += [("dollar", None, m.group("label")) for m in DOLLAR_BLOCK.finditer(rest)]
+    rest = DOLLAR_BLOCK.sub("", rest)
+    out += [("amsmath", None, None) for _ in AMSMATH.finditer(rest)]
+    return out
+
+
+def unchecked_displays(page: Path) -> list[str]:
+    """The displays of a page that are neither glued from the registry nor allowlisted."""
+    bad = []
+    for kind, key, label in displays(page.read_text()):
+        if kind == "glue":
+            if key not in REGISTRY.ids():
+                bad.append(f"glued {key!r} is not a registered identity")
+        elif label is None:
+            bad.append(f"unlabelled {kind} display (label it and glue or allowlist it)")
+        elif label not in ALLOWLIST:
+            bad.append(f"{kind} display {label!r} is neither glued nor allowlisted")
+    return bad
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_display_is_glued_or_allowlisted(page: Path) -> None:
+    bad = unchecked_displays(page)
+    assert not bad, f"{page.name}: {len(bad)} unchecked displays: {bad}"
+
+
+def test_display_parser_sees_every_kind() -> None:
+    text = ("```{code-cell} ipython3\nx = '$$a$$'\n```\n"
+            "$$a = b$$ (eq-x)\n\n$$\nc\n$$\n\n```{math}\n:label: eq-y\nd\n```\n"
+            "\\begin{align}\ne &= f\n\\end{align}\n"
+            ":::{prf:theorem}\n```{glue:math} ddpm.posterior\n:label: eq-z\n```\n:::\n")
+    assert sorted(displays(text), key=str) == sorted(
+        [("dollar", None, "eq-x"), ("dollar", None, None), ("math", None, "eq-y"),
+         ("amsmath", None, None), ("glue", "ddpm.posterior", "eq-z")], key=str)
+
+
+@pytest.mark.parametrize("label", sorted(ALLOWLIST))
+def test_allowlist_entry_names_its_kind(label: str) -> None:
+    m = KIND.match(str(ALLOWLIST[label]))
+    assert m, f"allowlist {label!r}: reason must start with 'definition: ', 'notation: ' or 'step <id>: '"
+    if m.group("id"):
+        assert m.group("id") in REGISTRY.ids(), f"allowlist {label!r} is a step of unknown {m.group('id')!r}"
+
+
+@pytest.mark.parametrize("identity", list(REGISTRY), ids=lambda i: i.id)
+def test_identity_declares_its_scope(identity) -> None:
+    assert identity.scope is not None, f"{identity.id} declares no scope (general, instance or numeric)"
+
+
+def test_readme_states_the_scope_counts_and_unchecked_displays() -> None:
+    from derivations import Scope
+
+    readme = (ROOT / "README.md").read_text()
+    for scope in Scope:
+        n = sum(i.scope is scope for i in REGISTRY)
+        assert re.search(rf"\b{n} {scope.value}\b", readme), f"README must state '{n} {scope.value}'"
+    n_bad = sum(len(unchecked_displays(p)) for p in PAGES)
+    m = re.search(r"(\d+) unchecked result-displays", readme)
+    assert m and int(m.group(1)) == n_bad, f"README must state '{n_bad} unchecked result-displays'"
+
+
 def test_allowlist_entries_are_used() -> None:
-    labels = {label for p in PAGES for _, _, label, _ in _equations(p.read_text())}
+    labels = {label for p in PAGES for _, _, label in displays(p.read_text())}
     assert set(ALLOWLIST) <= labels, f"stale allowlist entries: {set(ALLOWLIST) - labels}"
 
 
