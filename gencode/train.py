@@ -72,6 +72,7 @@ def fit(
     progress: bool = False,
     log_every: int = 100,
     lr_schedule: Literal["cosine"] | None = None,
+    ema_decay: float | None = None,
 ) -> TrainResult:
     r"""Minimise ``loss_fn`` over ``params`` with minibatches drawn from ``data``.
 
@@ -100,6 +101,12 @@ def fit(
         progress: show a tqdm progress bar.
         log_every: steps between updates of the progress bar's loss (one host sync each).
         lr_schedule: ``None`` (constant) or ``"cosine"`` (annealed from ``lr`` to 0 over ``steps``).
+        ema_decay: if given, in ``[0, 1)``, an exponential moving average
+            :math:`\bar\theta \leftarrow d\,\bar\theta + (1 - d)\,\theta` of the parameters is kept
+            on their device, and the parameters are replaced by it when the loop ends (the weights
+            diffusion models sample with). The average is over the iterates after each step,
+            zero-started and bias-corrected (divided by :math:`1 - d^{i}` after :math:`i` steps, as
+            Adam's moments are), so a short run is not pulled towards zero or the initialisation.
 
     Returns:
         A :class:`TrainResult` with the losses of every step.
@@ -128,6 +135,8 @@ def fit(
         raise ValueError(f"weight_decay must be finite and >= 0, got {weight_decay}")
     if grad_clip is not None and not grad_clip > 0:
         raise ValueError(f"grad_clip must be > 0 or None, got {grad_clip}")
+    if ema_decay is not None and not (0.0 <= ema_decay < 1.0):
+        raise ValueError(f"ema_decay must be in [0, 1) or None, got {ema_decay}")
     if lr_schedule not in (None, "cosine"):
         raise ValueError(f"lr_schedule must be None or 'cosine', got {lr_schedule!r}")
     module = params if isinstance(params, nn.Module) else None
@@ -153,6 +162,8 @@ def fit(
     else:
         raise ValueError(f"data must be a tensor or a callable (batch_size, generator) -> batch, got {type(data)}")
 
+    # Bias-corrected EMA: a zero-started average divided by 1 - d^i, kept on the parameters' device.
+    ema = [torch.zeros_like(p) for p in param_list] if ema_decay is not None else None
     torch.manual_seed(seed)
     was_training = module.training if module is not None else None
     if module is not None:
@@ -175,6 +186,9 @@ def fit(
             opt.step()
             if sched is not None:
                 sched.step()
+            if ema is not None:
+                with torch.no_grad():
+                    torch._foreach_lerp_(ema, [p.detach() for p in param_list], 1.0 - ema_decay)
             losses[i] = loss.detach()
             if progress and ((i + 1) % log_every == 0 or i + 1 == steps):
                 bar.set_postfix(loss=f"{float(losses[max(0, i + 1 - log_every) : i + 1].mean()):.4g}")
@@ -182,6 +196,11 @@ def fit(
         bar.close()
         if module is not None:
             module.train(was_training)
+    if ema is not None:
+        with torch.no_grad():
+            correction = 1.0 - ema_decay ** steps
+            for p, avg in zip(param_list, ema, strict=True):
+                p.copy_(avg / correction)
     finite = torch.isfinite(losses)
     if not bool(finite.all()):  # the one host sync of the loop
         first = int((~finite).nonzero()[0])

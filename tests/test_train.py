@@ -136,3 +136,23 @@ def test_nan_loss_raises_after_the_loop() -> None:
     with pytest.raises(FloatingPointError, match="step 5"):
         fit(loss, [w], torch.randn(8, 1), steps=10, batch_size=2)
     assert calls[0] == 10  # no per-step check: the loop ran to the end
+
+
+def test_ema_is_the_bias_corrected_average_of_the_iterates() -> None:
+    # SGD on the linear loss c * w moves w by -lr * c each step, so the iterates are
+    # theta_i = theta_0 - i lr c and the bias-corrected EMA has a closed form.
+    w = nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    c, lr, d, steps = 2.0, 0.1, 0.9, 25
+    fit(lambda b: (c * w).sum() + 0 * b.sum(), [w], torch.zeros(4, 1, dtype=torch.float64), steps=steps,
+        batch_size=2, lr=lr, optimizer="sgd", ema_decay=d)
+    iterates = [-i * lr * c for i in range(1, steps + 1)]
+    expected = sum((1 - d) * d ** (steps - i) * th for i, th in enumerate(iterates, start=1)) / (1 - d ** steps)
+    # float64 accumulation over 25 steps: rounding of order 1e-15
+    assert abs(w.item() - expected) < 1e-12
+    assert abs(w.item() - iterates[-1]) > 0.5  # the average differs from the last iterate
+
+
+def test_ema_decay_out_of_range_is_named() -> None:
+    w = nn.Parameter(torch.zeros(1))
+    with pytest.raises(ValueError, match="ema_decay"):
+        fit(lambda b: (w * b).sum(), [w], torch.ones(4, 1), steps=1, batch_size=2, ema_decay=1.0)
