@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Floor", "energy_distance", "sample_floor", "sliced_wasserstein"]
+__all__ = ["Floor", "ModeCheck", "energy_distance", "mode_check", "sample_floor", "sliced_wasserstein"]
 
 
 def _pair(x: torch.Tensor, y: torch.Tensor) -> None:
@@ -140,3 +140,94 @@ def sample_floor(
         raise ValueError(f"reps must be an int >= 2, got {reps!r}")
     values = torch.stack([statistic(sample(n), sample(n)) for _ in range(reps)])
     return Floor(values.detach().cpu())
+
+
+@dataclass(frozen=True)
+class ModeCheck:
+    r"""Per-mode weights and within-mode variances of a sample against a fresh reference sample.
+
+    A pooled two-sample distance can miss a sampler that gets every mode's location right but its
+    spread or its weight wrong (the energy distance is nearly blind to a within-mode variance off
+    by 20% when modes are far apart).  Each point is assigned to the mixture component of largest
+    responsibility; the same assignment is applied to a fresh sample of the mixture, so the
+    truncation it causes affects both sides alike.
+
+    Attributes:
+        weights, ref_weights: fraction of points per component, shape ``(K,)``.
+        variances, ref_variances: per-coordinate variance of the points of each component,
+            shape ``(K, D)`` (NaN for a component with fewer than 2 points).
+        weight_z: :math:`(w - w_{ref}) / \sqrt{w_{ref}(1 - w_{ref})(1/n + 1/m)}`, shape ``(K,)``.
+        variance_z: difference of variances over its standard error
+            :math:`\sqrt{2 v^2/(n_k - 1) + 2 v_{ref}^2/(m_k - 1)}` (Gaussian fourth moment),
+            shape ``(K, D)``; infinite where a component is missing.
+    """
+
+    weights: torch.Tensor
+    ref_weights: torch.Tensor
+    variances: torch.Tensor
+    ref_variances: torch.Tensor
+    weight_z: torch.Tensor
+    variance_z: torch.Tensor
+
+    def passed(self, k: float = 4.0) -> bool:
+        """Every weight and every within-mode variance within ``k`` standard errors of the reference."""
+        return bool((self.weight_z.abs() <= k).all() and (self.variance_z.abs() <= k).all())
+
+    def worst(self) -> tuple[float, float]:
+        """The largest ``|z|`` of the weights and of the variances."""
+        return float(self.weight_z.abs().max()), float(self.variance_z.abs().max())
+
+
+def _per_component(x: torch.Tensor, labels: torch.Tensor, num: int) -> tuple[torch.Tensor, torch.Tensor]:
+    one_hot = torch.nn.functional.one_hot(labels, num).to(x.dtype)  # (n, K)
+    counts = one_hot.sum(0)  # (K,)
+    mean = (one_hot.T @ x) / counts.clamp_min(1).unsqueeze(-1)  # (K, D)
+    sq = (one_hot.T @ x.square()) / counts.clamp_min(1).unsqueeze(-1)  # (K, D)
+    var = (sq - mean.square()) * (counts / (counts - 1).clamp_min(1)).unsqueeze(-1)  # unbiased, (K, D)
+    var = torch.where((counts >= 2).unsqueeze(-1), var, torch.full_like(var, float("nan")))
+    return counts, var
+
+
+def mode_check(x: torch.Tensor, mixture, reference: torch.Tensor | None = None,
+               generator: torch.Generator | None = None) -> ModeCheck:
+    """Compare the per-mode weights and variances of ``x`` with those of a sample of ``mixture``.
+
+    Args:
+        x: samples under test, shape ``(n, D)``.
+        mixture: a :class:`gencode.distributions.GaussianMixture` (the target law).
+        reference: a fresh sample of the target, shape ``(m, D)``; drawn (``m = n``) if omitted.
+        generator: generator for drawing the reference.
+
+    Returns:
+        A :class:`ModeCheck`.
+
+    Example:
+        >>> from gencode.distributions import eight_gaussians
+        >>> g = torch.Generator().manual_seed(0)
+        >>> target = eight_gaussians(std=0.2, dtype=torch.float64)
+        >>> target.sample(4000, g).shape
+        torch.Size([4000, 2])
+        >>> mode_check(target.sample(4000, g), target, generator=g).passed()
+        True
+        >>> shrunk = target.means[torch.arange(4000) % 8] + 0.1 * torch.randn(4000, 2, generator=g, dtype=torch.float64)
+        >>> mode_check(shrunk, target, generator=g).passed()  # right weights, half the spread
+        False
+    """
+    if x.ndim != 2 or x.shape[1] != mixture.dim or x.shape[0] < 2:
+        raise ValueError(f"x must have shape (n >= 2, {mixture.dim}), got {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x contains NaN or infinite values")
+    x = x.to(device=mixture.device, dtype=mixture.dtype)
+    if reference is None:
+        reference = mixture.sample(x.shape[0], generator)
+    reference = reference.to(device=mixture.device, dtype=mixture.dtype)
+    num = mixture.num_components
+    n_x, v_x = _per_component(x, mixture.responsibilities(x).argmax(-1), num)
+    n_r, v_r = _per_component(reference, mixture.responsibilities(reference).argmax(-1), num)
+    n, m = x.shape[0], reference.shape[0]
+    w_x, w_r = n_x / n, n_r / m
+    weight_z = (w_x - w_r) / (w_r * (1 - w_r) * (1 / n + 1 / m)).clamp_min(1e-300).sqrt()
+    se = (2 * v_x.square() / (n_x - 1).clamp_min(1).unsqueeze(-1)
+          + 2 * v_r.square() / (n_r - 1).clamp_min(1).unsqueeze(-1)).sqrt()
+    variance_z = torch.nan_to_num((v_x - v_r) / se, nan=float("inf"))
+    return ModeCheck(w_x, w_r, v_x, v_r, weight_z, variance_z)

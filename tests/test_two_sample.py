@@ -85,3 +85,35 @@ def test_two_moons_is_centred() -> None:
     x = two_moons(20000, noise=0.0, generator=torch.Generator().manual_seed(4), dtype=F64)
     # x-mean: E[cos] = 0 on each moon, so the moons' x-means are 0 and 1, centred to 0 (MC sd ~ 0.006).
     assert float(x.mean(0).abs().max()) < 0.03
+
+
+def test_mode_check_passes_on_the_target_and_catches_weight_and_spread_errors() -> None:
+    from gencode.distributions import GaussianMixture, eight_gaussians
+    from gencode.two_sample import mode_check
+
+    g = torch.Generator().manual_seed(3)
+    target = eight_gaussians(std=0.2, dtype=torch.float64)
+    # 10 independent draws of the target itself: with k = 4 standard errors over 8 weights and
+    # 16 variances, a false alarm has probability well under 1e-3 per draw.
+    assert all(mode_check(target.sample(3000, g), target, generator=g).passed() for _ in range(10))
+    # one mode missing (its weight moved to the others)
+    w = torch.full((8,), 1 / 7, dtype=torch.float64)
+    w[0] = 0.0
+    missing = GaussianMixture(w.clamp_min(1e-12), target.means, target.covariances)
+    chk = mode_check(missing.sample(3000, g), target, generator=g)
+    assert not chk.passed() and chk.worst()[0] > 4
+    # spread 20% too large in every mode, weights right: the variance test sees it
+    wide = GaussianMixture(target.weights, target.means, 1.44 * target.covariances)
+    chk = mode_check(wide.sample(3000, g), target, generator=g)
+    assert not chk.passed() and chk.worst()[1] > 4
+
+
+def test_mode_check_rejects_bad_input() -> None:
+    from gencode.distributions import eight_gaussians
+    from gencode.two_sample import mode_check
+
+    target = eight_gaussians(dtype=torch.float64)
+    with pytest.raises(ValueError, match="x must have shape"):
+        mode_check(torch.zeros(10, 3), target)
+    with pytest.raises(ValueError, match="NaN"):
+        mode_check(torch.full((10, 2), float("nan")), target)
