@@ -6,7 +6,11 @@ the continuity equation ``dp/dt = -d(v p)/dx``; the two right-hand sides agree f
 Registered here:
 
 1. ``pf.marginals``: that agreement, for arbitrary smooth ``p``, ``f`` and ``g`` (undefined SymPy
-   functions; the residual is a polynomial in their independent derivatives, the *jet*);
+   functions; the residual is a polynomial in their independent derivatives, the *jet*), in ``D = 3``
+   coordinates standing for ``R^D`` (the argument is in :mod:`derivations.sde`); the Fokker-Planck side is
+   the registered ``sde.fokker_planck``; ``pf.vp``: its instance for the VP SDE, again for any data law;
+   ``pf.likelihood``: along the ODE, ``d log p_t(x_t)/dt = -div v`` for any density that solves the
+   Fokker-Planck equation (the instantaneous change of variables of the PF-ODE);
 2. ``pf.gaussian``: for Gaussian data under the VP SDE, the PF-ODE velocity is the affine field that
    moves the exact Gaussian marginals (continuity equation in log form, ``l = log p``);
 3. ``ddim.update``: the deterministic DDIM step is one Euler step of the PF-ODE written in
@@ -22,39 +26,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import sympy as sp
-from sympy.core.function import AppliedUndef
 
-from .core import Check, Identity, Mutant, equal, register, sym
+from .core import Check, Identity, Mutant, Scope, equal, register, sym
 from .diffusion import SCHEDULE, alpha_t, alphabar_t, alphabar_tm1, beta_t
+from . import sde
+from .sde import F, G2, SCORE, X, TexSymbol, drift_components, fokker_planck, fp_residual, jet, summed
 
 # ---------------------------------------------------------------------------------------------
-# Shared tools: jets of undefined functions, and the continuity equation in log form.
-
-
-def jet(expr: sp.Expr) -> sp.Expr:
-    """Replace every undefined function and each of its derivatives by an independent symbol.
-
-    For smooth functions the values of a function and of its partial derivatives at one point can be
-    chosen independently, so a PDE identity holds for *every* function exactly when the residual,
-    written in these jet symbols, is identically zero.  Writing it so also lets a wrong variant be
-    refuted by evaluation at a random point.
-
-    Example:
-        >>> x = sp.Symbol("x", real=True)
-        >>> p = sp.Function("p")(x)
-        >>> jet(sp.diff(p**2, x))
-        2*p*p_x
-    """
-    expr = sp.sympify(expr).doit()
-    reps: dict[sp.Expr, sp.Symbol] = {}
-    for d in expr.atoms(sp.Derivative):
-        if isinstance(d.expr, AppliedUndef):
-            wrt = "".join(str(v) * n for v, n in d.variable_count)
-            reps[d] = sp.Symbol(f"{d.expr.func}_{wrt}", real=True)
-    expr = expr.xreplace(reps)
-    funcs = {f: sp.Symbol(str(f.func), positive=str(f.func) == "p", real=True)
-             for f in expr.atoms(AppliedUndef)}
-    return expr.xreplace(funcs)
+# Shared tools: jets of undefined functions (derivations.sde), and the continuity equation in log form.
 
 
 def continuity_log_residual(log_density: sp.Expr, velocity: sp.Expr, x: sp.Symbol,
@@ -83,23 +62,27 @@ def gaussian_log_density(x: sp.Expr, mean: sp.Expr, variance: sp.Expr) -> sp.Exp
 # 1. Same marginals as the SDE, for any density.
 
 x = sym("x", real=True)
-t = sym("t", (0, 1), positive=True)
+t = sde.t
 f_ = sym("f", real=True)         # the drift f(x, t)
 g_ = sym("g", positive=True)     # the diffusion coefficient g(t)
 s_ = sym("s", real=True)         # the score d log p_t(x) / dx
-_F, _G, _P = sp.Function("f"), sp.Function("g"), sp.Function("p")
+_P3, _F3, _G = sde._P3, sde._F3, sde._G   # p(x, t), f_k(x, t), g(t): the functions of sde.fokker_planck
 
 
-def _lift(expr: sp.Expr) -> sp.Expr:
-    """Read the symbols f, g, s of a claim as the functions f(x, t), g(t), d log p(x, t)/dx."""
-    return expr.xreplace({f_: _F(x, t), g_: _G(t), s_: sp.Derivative(sp.log(_P(x, t)), x)})
+def _lift(expr: sp.Expr, k: int, f: tuple[sp.Expr, ...] = _F3, g: sp.Expr = _G) -> sp.Expr:
+    """Coordinate ``k`` of a drift written with the symbols f, g, s: ``f_k(x, t)``, ``g(t)``,
+    ``d log p(x, t)/dx_k``."""
+    return expr.xreplace({f_: f[k], g_: g, s_: sp.Derivative(sp.log(_P3), X[k])})
+
+
+def _fp_rhs() -> sp.Expr:
+    """The registered Fokker-Planck right-hand side (``sde.fokker_planck``) in the three coordinates."""
+    return summed(fokker_planck.claim["rhs"])
 
 
 def _marginal_residuals(claim: dict[str, sp.Expr]) -> list[sp.Expr]:
-    p, f, g = _P(x, t), _F(x, t), _G(t)
-    continuity = -sp.diff(_lift(claim["drift"]) * p, x)
-    fokker_planck = -sp.diff(f * p, x) + g**2 / 2 * sp.diff(p, x, 2)
-    return [jet(continuity - fokker_planck)]
+    continuity = -sum(sp.diff(_lift(claim["drift"], k) * _P3, X[k]) for k in range(3))
+    return [jet(continuity - _fp_rhs())]
 
 
 marginals = register(Identity(
@@ -108,15 +91,16 @@ marginals = register(Identity(
     chapter="probability_flow",
     claim={"drift": f_ - g_**2 / 2 * s_},
     check=Check(
-        "continuity flux minus Fokker-Planck right-hand side, for undefined p(x, t), f(x, t), g(t); "
-        "residual written in the jet (p, p_x, p_xx, f, f_x, g) and cancelled",
+        "continuity right-hand side minus the registered Fokker-Planck right-hand side (sde.fokker_planck), "
+        "for undefined p(x, t), f_k(x, t), g(t) in D = 3 coordinates; residual written in the jet and cancelled",
         _marginal_residuals,
     ),
     template=(r"\frac{\mathrm{d}x}{\mathrm{d}t} = $drift \quad\Longrightarrow\quad "
-              r"-\frac{\partial}{\partial x}\Bigl[\Bigl($drift\Bigr) p_t\Bigr] = "
-              r"-\frac{\partial}{\partial x}\bigl[f\, p_t\bigr] + \frac{g^2}{2} \frac{\partial^2 p_t}{\partial x^2}"),
-    assumptions=("f = f(x, t), g = g(t) > 0, s = d log p_t(x)/dx; p_t > 0 smooth and otherwise arbitrary",
-                 "one coordinate: in R^D the divergence is a sum over coordinates, each term of this form"),
+              r"-\nabla \cdot \Bigl[\Bigl($drift\Bigr) p_t\Bigr] = "
+              r"-\nabla \cdot \bigl(f\, p_t\bigr) + \frac{g^2}{2}\, \Delta p_t"),
+    assumptions=("f = f(x, t) in R^D, g = g(t) > 0, s = grad log p_t(x); p_t > 0 smooth and otherwise arbitrary",
+                 "checked in D = 3 coordinates: both sides are sums over coordinates of terms of one kind "
+                 "(see derivations.sde), so the identity holds for every D"),
     mutants=(
         Mutant("reverse_sde_drift", {"drift": f_ - g_**2 * s_},
                r"The full $g^2$ of the reverse-time SDE's drift used without its noise: "
@@ -127,13 +111,105 @@ marginals = register(Identity(
                "The SDE's drift alone, as if the noise could be dropped without compensation."),
     ),
     references=("song2021score",),
+    scope=Scope.GENERAL,
+))
+
+# The VP SDE's probability flow, for any data law.
+
+beta = sym("beta", positive=True)          # beta(t) at the current time
+BETA_TAU = TexSymbol("beta_tau", r"\beta(\tau)", positive=True)
+SCORE_TAU = TexSymbol("score_tau", r"\nabla_x \log p_\tau(x)", real=True)
+X_TAU = TexSymbol("x_tau", "x", real=True)
+
+
+def _vp_residuals(claim: dict[str, sp.Expr]) -> list[sp.Expr]:
+    """Continuity with the claimed velocity against the registered Fokker-Planck right-hand side with the
+    VP drift ``f_k = -beta x_k / 2`` and ``g^2 = beta`` (beta: its value at the current time; only
+    space derivatives enter), for an undefined density in three coordinates."""
+    velocity = [claim["velocity"].xreplace({BETA_TAU: beta, X_TAU: X[k],
+                                            SCORE_TAU: sp.Derivative(sp.log(_P3), X[k])}) for k in range(3)]
+    continuity = -sum(sp.diff(velocity[k] * _P3, X[k]) for k in range(3))
+    vp = {**{_F3[k]: -beta * X[k] / 2 for k in range(3)}, _G: sp.sqrt(beta)}
+    return [jet(continuity - _fp_rhs().xreplace(vp).doit())]
+
+
+_VP_V = sp.Mul(sp.Rational(-1, 2), BETA_TAU, sde.Group(sp.Add(X_TAU, SCORE_TAU, evaluate=False)), evaluate=False)
+
+vp = register(Identity(
+    id="pf.vp",
+    title="The probability flow ODE of the VP SDE, for any data distribution",
+    chapter="probability_flow",
+    claim={"velocity": _VP_V},
+    check=Check(
+        "continuity right-hand side minus the registered Fokker-Planck right-hand side (sde.fokker_planck) "
+        "with f = -beta x/2, g^2 = beta, for an undefined p(x, t) in D = 3 coordinates; jet; cancel",
+        _vp_residuals,
+    ),
+    template=r"\frac{\mathrm{d}x}{\mathrm{d}\tau} = $velocity",
+    assumptions=("VP SDE dx = -beta(tau) x/2 dtau + sqrt(beta(tau)) dW; p_tau > 0 smooth, otherwise arbitrary",
+                 "checked in D = 3 coordinates (see derivations.sde)"),
+    mutants=(
+        Mutant("score_sign", {"velocity": sp.Mul(sp.Rational(-1, 2), BETA_TAU, X_TAU - SCORE_TAU)},
+               r"$-\tfrac{\beta}{2}(x - \nabla\log p_\tau)$: the score term with the wrong sign."),
+        Mutant("reverse_sde_drift", {"velocity": -BETA_TAU * X_TAU / 2 - BETA_TAU * SCORE_TAU},
+               r"$-\tfrac{\beta}{2}x - \beta \nabla\log p_\tau$: the reverse-time SDE's drift used without "
+               r"its noise."),
+    ),
+    references=("song2021score",),
+    scope=Scope.GENERAL,
+    display={"velocity": _VP_V},
+))
+
+# ---------------------------------------------------------------------------------------------
+# Likelihoods along the probability flow: the instantaneous change of variables.
+
+DIV_V = TexSymbol("div_v", r"\nabla \cdot v(x_t, t)", real=True)
+
+
+def _likelihood_residuals(claim: dict[str, sp.Expr]) -> list[sp.Expr]:
+    """``d/dt log p_t(x_t) - rate`` along ``dx/dt = v`` equals the Fokker-Planck residual divided by ``p``
+    (``sde.fokker_planck.log``) identically, for undefined ``l = log p``, ``f``, ``g^2``: so the rate is
+    right whenever ``p_t`` solves the Fokker-Planck equation."""
+    l, g2 = sde._L3, sde._G2f
+    velocity = drift_components(claim["velocity"], l, _F3, g2)
+    along = sp.diff(l, t) + sum(velocity[k] * sp.diff(l, X[k]) for k in range(3))
+    rate = claim["rate"].xreplace({DIV_V: sum(sp.diff(velocity[k], X[k]) for k in range(3))})
+    return [jet(along - rate - fp_residual(l, _F3, g2 / 2, X, lambda e: sp.diff(e, t)))]
+
+
+likelihood = register(Identity(
+    id="pf.likelihood",
+    title="Likelihoods along the probability flow ODE (instantaneous change of variables)",
+    chapter="probability_flow",
+    claim={"velocity": F - G2 / 2 * SCORE, "rate": -DIV_V},
+    check=Check(
+        "d/dt log p_t(x_t) = l_t + v . grad l along the ODE, minus the claimed rate, equals the registered "
+        "Fokker-Planck residual in log form (sde.fokker_planck.log), for undefined l(x, t), f_k(x, t), "
+        "g(t)^2 in D = 3 coordinates; jet; cancel",
+        _likelihood_residuals,
+    ),
+    template=(r"\frac{\mathrm{d}x_t}{\mathrm{d}t} = v(x_t, t) = $velocity \quad\Longrightarrow\quad "
+              r"\frac{\mathrm{d}}{\mathrm{d}t}\log p_t(x_t) = $rate, \qquad "
+              r"\log p_0(x_0) = \log p_T(x_T) + \int_0^T \nabla\cdot v(x_t, t)\,\mathrm{d}t"),
+    assumptions=("p_t > 0 solves the Fokker-Planck equation of dx = f dt + g dW; p, f, g otherwise arbitrary",
+                 "the last equation integrates the rate from 0 to T along one solution",
+                 "checked in D = 3 coordinates (see derivations.sde)"),
+    mutants=(
+        Mutant("divergence_sign", {"rate": DIV_V},
+               r"$+\nabla\cdot v$: the log-density read as growing where the flow spreads mass out."),
+        Mutant("reverse_sde_drift", {"velocity": F - G2 * SCORE},
+               r"The change of variables along the reverse-SDE drift $f - g^2\nabla\log p_t$ without its "
+               r"noise: that ODE does not transport $p_t$, so its divergence does not give $\log p_t$."),
+    ),
+    references=("song2021score", "chen2018neural"),
+    scope=Scope.GENERAL,
+    code=("gencode.probability_flow.ode_log_likelihood",),
 ))
 
 # ---------------------------------------------------------------------------------------------
 # 2. Gaussian data under the VP SDE: an explicit, affine velocity.
 
 a = sym("a", (0, 1), positive=True)        # signal scale sqrt(alphabar(t)), da/dt = -beta a / 2
-beta = sym("beta", positive=True)          # beta(t) at the current time
 m0 = sym("m_0", real=True)                 # data mean
 v0 = sym("v_0", positive=True)             # data variance
 
@@ -177,6 +253,7 @@ gaussian = register(Identity(
                r"The marginal variance $a^2 v_0 + 1 - a^2$ replaced by 1."),
     ),
     references=("song2021score",),
+    scope=Scope.GENERAL,
     code=("gencode.probability_flow.VPPath.pf_velocity",),
     display={"velocity": sp.Add(
         -_frac(sp.Mul(beta, a, m0, evaluate=False), sp.Integer(2)),
@@ -245,6 +322,7 @@ update = register(Identity(
                r"The predicted $\hat x_0$ rescaled without re-adding the predicted noise."),
     ),
     references=("song2021ddim", "song2021score"),
+    scope=Scope.GENERAL,
     code=("gencode.probability_flow.ddim_step",),
     display={"x_s": sp.Add(
         sp.Mul(sp.sqrt(ab_s), _frac(sp.Add(xt, -sp.Mul(sp.sqrt(1 - alphabar_t), eps, evaluate=False),
@@ -284,5 +362,6 @@ variance = register(Identity(
                source="source notes 001 (the DDIM and probability flow ODE section)"),
     ),
     references=("song2021ddim", "ho2020denoising"),
+    scope=Scope.GENERAL,
     code=("gencode.probability_flow.ddim_sigma",),
 ))

@@ -34,7 +34,8 @@ import torch
 from .diffusion import NoiseSchedule
 from .oracle import MixtureOracle
 
-__all__ = ["SDE", "SDESample", "VESDE", "VPSDE", "euler_maruyama", "langevin_corrector", "oracle_score",
+__all__ = ["SDE", "SDESample", "VESDE", "VPSDE", "euler_maruyama", "euler_maruyama_moments", "langevin_corrector",
+           "oracle_score",
            "predictor_corrector_sample", "reverse_sde_sample"]
 
 Time = float | torch.Tensor
@@ -328,6 +329,42 @@ def euler_maruyama(
     return SDESample(x, torch.tensor(times, dtype=torch.float64), torch.stack(path) if keep_path else None, nfe)
 
 
+def euler_maruyama_moments(drift_coef: Callable[[float], float], g2: Callable[[float], float], mean: float,
+                           variance: float, times: Sequence[float]) -> tuple[float, float]:
+    r"""Exact mean and variance of the Euler-Maruyama *chain* of the linear SDE
+    :math:`\mathrm{d}x = c(t)\, x\,\mathrm{d}t + g(t)\,\mathrm{d}W` (one coordinate) started from
+    :math:`(m, v)`: :math:`m' = (1 + c h) m`, :math:`v' = (1 + c h)^2 v + g^2 h` per step (the step's moments of
+    ``sde.moment_odes``). Their gap to the SDE's moments is the scheme's bias, which a Monte Carlo test
+    adds to its tolerance.
+
+    Args:
+        drift_coef: :math:`c(t)`.
+        g2: :math:`g(t)^2`.
+        mean, variance: the moments at ``times[0]``.
+        times: the grid (Python floats, increasing).
+
+    Returns:
+        ``(mean, variance)`` at ``times[-1]``.
+
+    Example:
+        >>> # constant c = -1/2, g^2 = 1 (VP with beta = 1): the chain's stationary variance is 1/(1 - h/4)
+        >>> m, v = euler_maruyama_moments(lambda t: -0.5, lambda t: 1.0, 0.0, 0.0, [0.1 * k for k in range(2001)])
+        >>> round(v * (1 - 0.1 / 4), 12)
+        1.0
+    """
+    times = [float(s) for s in times]
+    if len(times) < 2 or any(b <= a_ for a_, b in zip(times[:-1], times[1:])):
+        raise ValueError("times must be increasing and hold at least two points")
+    if not variance >= 0:
+        raise ValueError(f"variance must be >= 0, got {variance}")
+    m, v = float(mean), float(variance)
+    for t0, t1 in zip(times[:-1], times[1:]):
+        h = t1 - t0
+        k = 1 + drift_coef(t0) * h
+        m, v = k * m, k * k * v + g2(t0) * h
+    return m, v
+
+
 def langevin_corrector(x: torch.Tensor, t: float, score_fn: ScoreFn, snr: float,
                        generator: torch.Generator | None = None) -> torch.Tensor:
     r"""One Langevin step targeting :math:`p_t`: :math:`x + \epsilon\, s + \sqrt{2\epsilon}\, z`
@@ -371,8 +408,10 @@ def reverse_sde_sample(
     + g\,\mathrm{d}\bar W` from the prior at :math:`t = T` down to :math:`t = \epsilon` (``sde.reverse``),
     with Euler-Maruyama; the last step returns its mean (no noise is added at the end).
 
-    With ``corrector_steps > 0`` each predictor step is followed by that many Langevin corrector steps
-    at the new time (predictor-corrector sampling).
+    With ``corrector_steps > 0`` each predictor step but the last is followed by that many Langevin
+    corrector steps at the new time (predictor-corrector sampling); the last step is the final
+    denoising step, returned without noise and without correction, so ``nfe = steps + (steps - 1)
+    corrector_steps``.
 
     Args:
         sde: the forward SDE.
@@ -382,7 +421,7 @@ def reverse_sde_sample(
         eps: the final time, in ``[0, T)``.
         generator: random generator on ``device``.
         device, dtype: of the samples.
-        corrector_steps: Langevin steps after each predictor step.
+        corrector_steps: Langevin steps after each predictor step but the last.
         snr: the corrector's signal-to-noise ratio.
         keep_path: keep the predictor states.
 

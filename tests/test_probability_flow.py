@@ -4,7 +4,9 @@ the exact oracle of Gaussian-mixture data (no training).
 Two-sample checks use ``gencode.two_sample.sample_floor``: the energy distance between a sampler's output
 and fresh data must lie below the floor's threshold (mean + 4 standard deviations of the distance between
 two independent data samples of the same size), which a correct sampler passes with probability at least
-15/16 by Chebyshev and, the statistic being nearly Gaussian, far more often; seeds are fixed.
+15/16 by Chebyshev and, the statistic being nearly Gaussian, far more often; seeds are fixed. Every sampler
+test also compares per-mode weights and within-mode variances with a fresh data sample
+(:func:`gencode.two_sample.mode_check`, four standard errors), which a pooled distance barely sees.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from gencode.probability_flow import (
     oracle_noise_model,
     oracle_score,
     pf_ode_sample,
+    score_from_noise_model,
 )
-from gencode.two_sample import energy_distance, sample_floor
+from gencode.two_sample import energy_distance, mode_check, sample_floor
 
 N = 2000  # samples per two-sample test
 
@@ -52,6 +55,13 @@ def _passes_floor(samples: torch.Tensor, data, seed: int = 1) -> tuple[float, fl
     return float(energy_distance(samples, data.sample(N, generator=g))), floor.threshold()
 
 
+def _modes_pass(samples: torch.Tensor, data, seed: int = 5) -> None:
+    """Per-mode weights and within-mode variances within 4 standard errors of a reference 5x larger."""
+    g = torch.Generator(samples.device).manual_seed(seed)
+    modes = mode_check(samples, data, reference=data.sample(5 * samples.shape[0], generator=g))
+    assert modes.passed(k=4), modes.worst()
+
+
 def test_vp_path_matches_schedule(sched: NoiseSchedule) -> None:
     path = VPPath(sched)
     for t in (0, 1, 250, 999, 1000):
@@ -60,6 +70,45 @@ def test_vp_path_matches_schedule(sched: NoiseSchedule) -> None:
     tau, h = torch.tensor(0.4005, dtype=torch.float64), 1e-5
     fd = -(path.alphabar(tau + h).log() - path.alphabar(tau - h).log()) / (2 * h)
     assert float(path.beta(tau)) == pytest.approx(float(fd), rel=1e-8)
+
+
+def test_vp_path_beta_is_continuous_at_the_steps(sched: NoiseSchedule) -> None:
+    """The cubic Hermite interpolant of log alphabar (what the chapter says) has a continuous derivative:
+    beta just below and just above a step agree, and equal the central difference of log alphabar there.
+    A linear interpolant would jump by beta_{t+1} - beta_t (about 2.5e-3 relative at t = 400 on the linear
+    schedule); 1e-9 relative is the rounding of a cubic evaluated 1e-9 of a step away from the knot."""
+    path = VPPath(sched)
+    L = sched.alphas_cumprod.log().cpu()
+    for t in (1, 400, 999):
+        below, above = (torch.tensor((t + e) / 1000, dtype=torch.float64) for e in (-1e-9, 1e-9))
+        b_below, b_above = float(path.beta(below)), float(path.beta(above))
+        assert b_below == pytest.approx(b_above, rel=1e-6)
+        assert b_above == pytest.approx(-1000 * float(L[t + 1] - L[t - 1]) / 2, rel=1e-6)
+
+
+def test_score_from_noise_model_is_minus_noise_over_std(sched, data, device, generator) -> None:
+    """score(x, tau) = -eps(x, tau T) / sqrt(1 - alphabar(tau)): against the oracle's exact score at any
+    tau in (0, 1], and, with a noise model that records its time argument, the time passed is tau T and
+    the divisor is the schedule's sqrt(1 - alphabar_t) at integer steps (float64: a few ulps; the oracle's
+    score and noise share their computation up to the factor -s, so 1e-10 relative is ample)."""
+    oracle = MixtureOracle(data)
+    exact = oracle_score(oracle, sched)
+    score = score_from_noise_model(oracle_noise_model(oracle, sched), sched)
+    x = 2 * torch.randn(64, 2, generator=generator, device=device, dtype=torch.float64)
+    for tau in (0.013, 0.3, 0.77, 1.0):
+        torch.testing.assert_close(score(x, tau), exact(x, tau), rtol=1e-10, atol=1e-12)
+    seen = []
+
+    def linear_eps(y: torch.Tensor, step) -> torch.Tensor:
+        seen.append(float(step))
+        return 0.5 * y
+
+    read = score_from_noise_model(linear_eps, sched)
+    for t in (3, 250, 1000):
+        got = read(x, t / 1000)
+        want = -0.5 * x / (1 - sched.alphas_cumprod[t]).sqrt().to(x)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+        assert seen[-1] == pytest.approx(t, rel=1e-12)
 
 
 @pytest.mark.validates("pf.gaussian")
@@ -122,6 +171,7 @@ def test_pf_ode_on_oracle_reproduces_data(sched, data, device) -> None:
     assert dist < threshold, (dist, threshold)
     # moments: mean within 5 standard errors (std of each coordinate ~ 1.44)
     assert (x0.mean(0) - data.mean).abs().max().item() < 5 * 1.5 / math.sqrt(N)
+    _modes_pass(x0, data)
 
 
 @pytest.mark.parametrize(("steps", "eta"), [(50, 0.0), (1000, 1.0)])
@@ -131,6 +181,7 @@ def test_ddim_and_ddpm_on_oracle_reproduce_data(steps, eta, sched, data, device)
     x0 = ddim_sample(oracle_noise_model(MixtureOracle(data), sched), sched, x_T, steps, eta=eta, generator=g)
     dist, threshold = _passes_floor(x0, data, seed=3)
     assert dist < threshold, (dist, threshold)
+    _modes_pass(x0, data)
 
 
 def test_ddim_quality_improves_with_steps(sched, data, device) -> None:
@@ -142,6 +193,7 @@ def test_ddim_quality_improves_with_steps(sched, data, device) -> None:
     assert dists[0] > dists[1] > dists[2]  # discretisation error shrinks with the number of steps
 
 
+@pytest.mark.validates("pf.likelihood")
 def test_ode_log_likelihood_equals_exact_log_density(sched, device, generator) -> None:
     data = Gaussian(torch.tensor([0.5, -1.0], dtype=torch.float64, device=device),
                     torch.tensor([[1.5, 0.6], [0.6, 0.8]], dtype=torch.float64, device=device))

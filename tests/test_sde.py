@@ -4,13 +4,18 @@
 * Euler-Maruyama simulations are compared with the kernels; the tolerance is the exact discretisation
   bias of the Euler-Maruyama chain's moments (computed by their linear recursion, independently of the
   simulation) plus five Monte Carlo standard errors;
+* one Euler-Maruyama step is compared with the registered generator (``sde.generator``) on polynomial
+  test functions; the DDPM schedule of the VP SDE is checked entry by entry (right endpoint);
 * the reverse-time SDE and predictor-corrector samplers, driven by the exact oracle score, must reproduce
-  Gaussian-mixture data: moments within standard errors and energy distance under the finite-sample
-  floor (:func:`gencode.two_sample.sample_floor`).
+  Gaussian-mixture data: moments within standard errors, energy distance under the finite-sample
+  floor (:func:`gencode.two_sample.sample_floor`), and per-mode weights and within-mode variances within
+  four standard errors (:func:`gencode.two_sample.mode_check`: a pooled distance is nearly blind to a
+  wrong within-mode spread).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -20,18 +25,20 @@ import torch
 from scipy.integrate import quad
 
 from derivations import sde as d
+from derivations.core import instantiate
 from gencode.distributions import GaussianMixture
 from gencode.oracle import MixtureOracle
 from gencode.sde import (
     VESDE,
     VPSDE,
     euler_maruyama,
+    euler_maruyama_moments,
     langevin_corrector,
     oracle_score,
     predictor_corrector_sample,
     reverse_sde_sample,
 )
-from gencode.two_sample import energy_distance, sample_floor
+from gencode.two_sample import energy_distance, mode_check, sample_floor
 
 RTOL = 1e-12  # closed forms in float64: a handful of roundings of 1.1e-16 each
 
@@ -149,7 +156,78 @@ def test_simulated_vp_marginal_in_three_dimensions(device: torch.device) -> None
                           atol=5 * var * math.sqrt(2 / n) + 0.01 * var)
 
 
+def _generator_1d(claim: sp.Expr, phi: sp.Expr, f: sp.Expr, g: sp.Expr) -> sp.Expr:
+    """The registered generator (written in the generic coordinate x_i) for concrete phi(x), f(x), g in 1-D."""
+    return instantiate(claim, {d.PHI: sp.Lambda((d.xi, d.xr), phi), d.Fi: sp.Lambda((d.xi, d.xr, d.t), f),
+                               d.G: sp.Lambda(d.t, g)})
+
+
+@pytest.mark.validates("sde.generator")
+def test_one_euler_maruyama_step_matches_the_generator(device: torch.device) -> None:
+    """E[phi(x + f h + g sqrt(h) z)] = phi(x) + h L phi(x) + O(h^2), for the VP SDE's f, g and phi = y^2, y^3.
+
+    ``euler_maruyama`` takes one step from a fixed x. Its law must be N(x + f h, g^2 h): the sample mean
+    within five standard errors sqrt(v/n) of x + f h, the sample variance within five standard errors
+    v sqrt(2/(n-1)) of g^2 h (relative 1.1%, so a noise scale off by 2% fails). For that Gaussian law
+    E phi(y) is closed-form (m^2 + v, m^3 + 3 m v), and E phi(y) - phi - h L phi, with L the registered
+    generator, must be O(h^2): below 3 h^2 here (the remainders are f^2 h^2 and
+    3 x f^2 h^2 + f^3 h^3 + 3 f g^2 h^2, with f = -0.185, g^2 = 0.37: at most 3.1e-5 against 3e-4), while
+    each mutant generator misses by at least 0.24 h.
+    """
+    sde, x0, t0, h, n = VPSDE(0.1, 1.0), 1.0, 0.3, 0.01, 400_000  # beta(t0) = 0.37: g and g^2 differ
+    beta = float(sde.beta(t0))
+    f, g2 = -beta * x0 / 2, beta
+    gen = torch.Generator(device=device).manual_seed(11)
+    x = torch.full((n, 1), x0, dtype=torch.float64, device=device)
+    y = euler_maruyama(sde.drift, sde.diffusion, x, [t0, t0 + h], generator=gen).x.squeeze(1)
+    m, v = x0 + f * h, g2 * h  # the law of one step
+    assert abs(float(y.mean()) - m) < 5 * math.sqrt(v / n)
+    assert abs(float(y.var()) - v) < 5 * v * math.sqrt(2 / (n - 1))
+
+    def predicted(claim: sp.Expr, phi: sp.Expr) -> float:  # phi(x) + h L phi(x) at x0
+        lphi = _generator_1d(claim, phi, -beta * d.xi / 2, sp.sqrt(beta))
+        return float((phi + h * lphi).subs(d.xi, x0))
+
+    for phi, exact in [(d.xi**2, m**2 + v), (d.xi**3, m**3 + 3 * m * v)]:
+        assert abs(exact - predicted(d.generator.claim["generator"], phi)) < 3 * h**2
+        for mutant in d.generator.mutants:
+            assert abs(exact - predicted(mutant.claim["generator"], phi)) > 0.2 * h, mutant.name
+
+
+def test_euler_maruyama_moments_closed_form() -> None:
+    """The chain's variance for constant beta: v_N = beta h (1 - r^N) / (1 - r), r = (1 - beta h/2)^2
+    (exercise ex-sde-em-bias), and the mean (1 - beta h/2)^N m_0; float64 rounding over 400 steps."""
+    beta, h, N, m0 = 3.0, 0.01, 400, 0.7
+    m, v = euler_maruyama_moments(lambda t: -beta / 2, lambda t: beta, m0, 0.0, [k * h for k in range(N + 1)])
+    r = (1 - beta * h / 2) ** 2
+    assert m == pytest.approx(m0 * (1 - beta * h / 2) ** N, rel=1e-12)
+    assert v == pytest.approx(beta * h * (1 - r**N) / (1 - r), rel=1e-12)
+    with pytest.raises(ValueError, match="times"):
+        euler_maruyama_moments(lambda t: 0.0, lambda t: 1.0, 0.0, 0.0, [0.0, 0.0])
+    with pytest.raises(ValueError, match="variance"):
+        euler_maruyama_moments(lambda t: 0.0, lambda t: 1.0, 0.0, -1.0, [0.0, 1.0])
+
+
 # --- DDPM as a discretisation -------------------------------------------------------------------
+
+@pytest.mark.validates("sde.ddpm_limit")
+@pytest.mark.parametrize("N", [50, 1000])
+def test_ddpm_schedule_is_beta_at_the_right_endpoint_times_h(N: int) -> None:
+    """betas[i] = beta(t_i) h with t_i = i h, i = 1..N: the rate at the right endpoint of step i.
+
+    Recomputed from the linear rate in plain Python (float64: a few ulps). The left endpoint beta(t_{i-1}) h
+    or the midpoint differs by (beta_max - beta_min) h^2 / 2 or more, relative 5e-3 or more at N = 1000.
+    """
+    beta_min, beta_max, T = 0.1, 20.0, 1.0
+    sched = VPSDE(beta_min, beta_max, T).ddpm_schedule(N)
+    h = T / N
+    want = np.array([(beta_min + (beta_max - beta_min) * i * h / T) * h for i in range(1, N + 1)])
+    got = sched.betas[1:].numpy()
+    assert got.shape == (N,)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    left = np.array([(beta_min + (beta_max - beta_min) * (i - 1) * h / T) * h for i in range(1, N + 1)])
+    assert np.abs(got - left).min() > 0.5 * (beta_max - beta_min) * h**2  # the comparison can tell them apart
+
 
 @pytest.mark.validates("sde.ddpm_limit")
 def test_ddpm_schedule_discretises_the_vp_sde() -> None:
@@ -160,7 +238,8 @@ def test_ddpm_schedule_discretises_the_vp_sde() -> None:
         t = torch.arange(N + 1, dtype=torch.float64) / N
         errors.append(float((sched.alphas_cumprod - sde.marginal_scale(t) ** 2).abs().max()))
         u = sched.betas[1:].numpy()  # beta_i = beta(t_i) h
-        em = _lambdify(d.ddpm_limit.claim["mean_coef"], d.beta, d.h)(u, 1.0)  # beta h with h folded in
+        coef = d.ddpm_limit.claim["mean_coef"].xreplace({d.BETA(d.t_prev): d.beta})
+        em = _lambdify(coef, d.beta, d.h)(u, 1.0)  # beta h with h folded in
         gap = np.sqrt(1 - u) - em
         # sqrt(1 - u) = 1 - u/2 - u^2/8 - u^3/16 - ...: gap / u^2 = -1/8 (1 + u/2 + ...), so within a
         # relative u_max of -1/8 for u <= 0.2; cancellation in the gap costs ~1e-16 / u_min^2 <= 1e-8.
@@ -172,9 +251,26 @@ def test_ddpm_schedule_discretises_the_vp_sde() -> None:
 
 # --- reverse-time sampling on the oracle ---------------------------------------------------------
 
-def _floor(data: GaussianMixture, n: int, device: torch.device) -> float:
+N_SAMPLES = 4000  # per sampler test: enough for mode_check to see a within-mode variance off by ~20%
+N_POOLED = 1000   # the energy distance uses the first 1000 (its floor costs O(n^2) per repetition)
+
+
+@functools.lru_cache(maxsize=4)
+def _floor_cached(n: int, device: str) -> float:
+    data = _data(torch.device(device))
     gen = torch.Generator(device=device).manual_seed(99)
     return sample_floor(lambda m: data.sample(m, generator=gen), n, reps=20).threshold()
+
+
+def _floor(data: GaussianMixture, n: int, device: torch.device) -> float:
+    """Threshold of the finite-sample floor of ``_data`` (mean + 4 sd of 20 data-vs-data distances)."""
+    return _floor_cached(n, str(device))
+
+
+def _modes(x: torch.Tensor, data: GaussianMixture, gen: torch.Generator):
+    """Per-mode weights and within-mode variances against a reference 5x larger than the sample (which
+    shrinks the standard error of the comparison by a factor 0.77 against an equal-size reference)."""
+    return mode_check(x, data, reference=data.sample(5 * x.shape[0], generator=gen))
 
 
 def _moments_match(x: torch.Tensor, data: GaussianMixture) -> None:
@@ -190,36 +286,41 @@ def _moments_match(x: torch.Tensor, data: GaussianMixture) -> None:
 @pytest.mark.validates("sde.reverse")
 def test_reverse_sde_on_oracle_reproduces_data(device: torch.device, sde) -> None:
     data = _data(device)
-    n = 1000
+    n = N_SAMPLES
     gen = torch.Generator(device=device).manual_seed(5)
     out = reverse_sde_sample(sde, oracle_score(MixtureOracle(data), sde), n, 2, steps=200, generator=gen,
                              device=device)
     assert out.nfe == 200
     _moments_match(out.x, data)
-    distance = float(energy_distance(out.x, data.sample(n, generator=gen)))
-    assert distance < _floor(data, n, device)
+    distance = float(energy_distance(out.x[:N_POOLED], data.sample(N_POOLED, generator=gen)))
+    assert distance < _floor(data, N_POOLED, device)
+    modes = _modes(out.x, data, gen)
+    assert modes.passed(k=4), modes.worst()  # every weight and within-mode variance within 4 standard errors
 
 
 @pytest.mark.validates("sde.reverse")
 def test_reverse_sde_with_probability_flow_drift_fails(device: torch.device) -> None:
     """The mutant drift f - g^2/2 score *with* noise does not reproduce the data: the test has teeth."""
-    data, sde, n = _data(device), VPSDE(), 1000
+    data, sde, n = _data(device), VPSDE(), N_SAMPLES
     gen = torch.Generator(device=device).manual_seed(5)
     exact = oracle_score(MixtureOracle(data), sde)
     out = reverse_sde_sample(sde, lambda x, t: exact(x, t) / 2, n, 2, steps=200, generator=gen, device=device)
-    distance = float(energy_distance(out.x, data.sample(n, generator=gen)))
-    assert distance > 3 * _floor(data, n, device)
+    distance = float(energy_distance(out.x[:N_POOLED], data.sample(N_POOLED, generator=gen)))
+    assert distance > 3 * _floor(data, N_POOLED, device)
+    assert not _modes(out.x, data, gen).passed(k=4)
 
 
 @pytest.mark.validates("sde.reverse", "sde.langevin.stationary")
 def test_predictor_corrector_on_oracle_reproduces_data(device: torch.device) -> None:
-    data, sde, n = _data(device), VESDE(0.01, 20.0), 1000
+    data, sde, n = _data(device), VESDE(0.01, 20.0), N_SAMPLES
     gen = torch.Generator(device=device).manual_seed(6)
     out = predictor_corrector_sample(sde, oracle_score(MixtureOracle(data), sde), n, 2, steps=100,
                                      corrector_steps=1, snr=0.1, generator=gen, device=device)
-    assert out.nfe == 100 + 99
+    assert out.nfe == 100 + 99  # no corrector after the last (denoising) predictor step
     _moments_match(out.x, data)
-    assert float(energy_distance(out.x, data.sample(n, generator=gen))) < _floor(data, n, device)
+    assert float(energy_distance(out.x[:N_POOLED], data.sample(N_POOLED, generator=gen))) < _floor(data, N_POOLED, device)
+    modes = _modes(out.x, data, gen)
+    assert modes.passed(k=4), modes.worst()
 
 
 @pytest.mark.validates("sde.langevin.stationary")
