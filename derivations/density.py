@@ -302,11 +302,13 @@ def _em_residuals(c: dict) -> list[sp.Expr]:
     return [_logs(sp.log(_S) - c["bound"] - c["gap"]), _logs(c["gap"] - kl)]
 
 
+_b = [sym(f"b_{n}", positive=True) for n in (1, 2, 3)]
+
+
 def _em_instance(e: sp.Expr) -> sp.Expr:
-    """K = 3 components, r_3 = 1 - r_1 - r_2."""
+    """K = 3 components, r_k = b_k / (b_1 + b_2 + b_3) with b_k > 0 (a distribution by construction)."""
     out = to_instance(e, {K: 3}, {A_k: _A_template, r_k: _rk_template})
-    rs = [sp.Symbol(f"r_{n}", **_rk_template.assumptions0) for n in (1, 2, 3)]
-    return out.xreplace({rs[2]: (1 - rs[0] - rs[1])})
+    return out.xreplace({s_: _b[int(s_.name[2:]) - 1] / sum(_b) for s_ in out.free_symbols if s_.name.startswith("r_")})
 
 
 _gap = sp.Sum(r_k[kk] * sp.log(r_k[kk] * _S / A_k[kk]), (kk, 1, K))
@@ -404,22 +406,23 @@ _t = sym("t", real=True)
 _S_template = sym("Sigma", real=True)
 
 
+_sa, _sc = sym("s_a", positive=True), sym("s_c", positive=True)
+_sb = sym("s_b", real=True)
+_SIGMA2 = {"Sigma_1_1": _sa**2, "Sigma_1_2": _sa * _sb, "Sigma_2_1": _sa * _sb, "Sigma_2_2": _sb**2 + _sc**2}
+"""A 2 x 2 covariance, positive semi-definite by construction (L L^T with L lower triangular)."""
+
+
 def _pca_instance(e: sp.Expr) -> sp.Expr:
     """D = 2, k = 1, W = ((1 - t^2), 2t)/(1 + t^2) (a unit vector), E[x_a x_c] = Sigma_ac."""
     out = to_instance(e, {D_: 2, kdim: 1}, {W: sym("W", real=True), xv: _x_real, Sig: _S_template})
     col = {"W_1_1": (1 - _t**2) / (1 + _t**2), "W_2_1": 2 * _t / (1 + _t**2)}
     out = sp.expand(out.xreplace({s_: col[s_.name] for s_ in out.free_symbols if s_.name in col}))
-    sig = {s_.name: s_ for s_ in out.free_symbols if s_.name.startswith("Sigma_")}
-    xs = {s_.name: s_ for s_ in out.free_symbols if s_.name.startswith("x_")}
-    if not xs:
-        return out
-    poly = sp.Poly(out, *xs.values())
-    moments = {}
-    for mono, coef in poly.terms():
-        ids = [name.split("_")[1] for name, e in zip(xs, mono) for _ in range(e)]
-        key = "Sigma_" + "_".join(sorted(ids))
-        moments[key] = moments.get(key, 0) + coef
-    return sum(coef * sig.get(key, sp.Symbol(key, real=True)) for key, coef in moments.items())
+    xs = sorted((s_ for s_ in out.free_symbols if s_.name.startswith("x_")), key=str)
+    total = sp.Integer(0)
+    for mono, coef in sp.Poly(out, *xs).terms() if xs else [((), out)]:
+        ids = sorted(str(x_.name).split("_")[1] for x_, k_ in zip(xs, mono) for _ in range(k_))
+        total += coef * (sp.Symbol("Sigma_" + "_".join(ids)) if ids else 1)  # E[x_a x_c] = Sigma_ac
+    return total.xreplace({s_: _SIGMA2[s_.name] for s_ in total.free_symbols if s_.name in _SIGMA2})
 
 
 pca_error = register(Identity(
@@ -494,6 +497,9 @@ def _eigen_instance(e: sp.Expr) -> sp.Expr:
     """D = 3 with w_1 = sqrt(1 - w_2^2 - w_3^2) (unit norm), lambda_1 > lambda_2 > lambda_3 > 0."""
     out = to_instance(e, {D_: 3}, {lam_i: sym("lambda", positive=True), w_i: sym("w", (-0.5, 0.5), real=True)})
     names = {s_.name: s_ for s_ in out.free_symbols}
+    low, e2, e1 = (sym(n_, positive=True) for n_ in ("c_3", "e_2", "e_1"))  # lambda_1 > lambda_2 > lambda_3 > 0
+    order = {"lambda_3": low, "lambda_2": low + e2, "lambda_1": low + e2 + e1}
+    out = out.xreplace({s_: order[n_] for n_, s_ in names.items() if n_ in order})
     w2, w3 = names.get("w_2", sym("w_2", real=True)), names.get("w_3", sym("w_3", real=True))
     subs = {s_: sp.sqrt(1 - w2**2 - w3**2) for n_, s_ in names.items() if n_ == "w_1"}
     return out.xreplace(subs)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .core import Check, Claim, Status, Verdict, random_point
+from .core import Check, Claim, Status, Verdict, domain_of, random_point, sym
 
 Limit = tuple[sp.Symbol, sp.Expr, sp.Expr]
 Rule = Callable[[sp.Expr, list[Limit]], "tuple[sp.Expr, list[Limit]] | None"]
@@ -185,7 +185,7 @@ def to_instance(expr: sp.Expr, sizes: dict[sp.Symbol, int], names: dict[sp.Index
     for e in out.atoms(sp.Indexed):
         template = names[e.base]
         idx = "_".join(str(i) for i in e.indices)
-        subs[e] = sp.Symbol(f"{template.name}_{idx}", **template.assumptions0)
+        subs[e] = sym(f"{template.name}_{idx}", domain_of(template), **template.assumptions0)
     return out.xreplace(subs)
 
 
