@@ -16,7 +16,7 @@ import sympy as sp
 from .core import GaussianFactor, Identity, Mutant, gaussian_expectation, register, sym
 from .core import split_logs
 from .divergences import residual_check
-from .indexed_sums import ForEverySize, Limit, to_instance
+from .indexed_sums import ForEverySize, Limit, normalised, to_instance
 
 CHAPTER = "density_estimation"
 
@@ -27,28 +27,6 @@ _X = {xi: "x"}
 m = sym("mu", real=True)
 v = sym("sigma^2", positive=True)
 _x_real = sym("x", real=True)
-
-
-def _drop_normalised(base: sp.IndexedBase, upper: sp.Expr, slot: int = -1):
-    """The rule ``sum_{k=1}^{upper} base[..., k] = 1`` (weights or responsibilities summing to 1):
-    a multiple sum whose body is ``base[..., k] * rest``, with ``k`` summed over ``1..upper`` and
-    absent from ``rest``, becomes the sum of ``rest`` over the other indices."""
-
-    def rule(body: sp.Expr, limits: list[Limit]):
-        factors = sp.Mul.make_args(body)
-        for lim in limits:
-            k_, lo, hi = lim
-            if (lo, hi) != (1, upper):
-                continue
-            hits = [f for f in factors if isinstance(f, sp.Indexed) and f.base == base and f.indices[slot] == k_]
-            rest = [f for f in factors if f not in hits]
-            others = [L for L in limits if L is not lim]
-            if (len(hits) == 1 and all(k_ not in f.free_symbols for f in rest)
-                    and all(k_ not in (lo2.free_symbols | hi2.free_symbols) for _, lo2, hi2 in others)):
-                return sp.Mul(*rest), others
-        return None
-
-    return rule
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,7 +242,7 @@ m_step = register(Identity(
         "claim with lambda = N, and sum_{k=1}^K of the claimed weights is 1 (using sum_k r_ik = 1), for "
         "every N and K: normal form of finite sums; cancel. Mutants refuted on N = 3, K = 2",
         _m_step_residuals,
-        rules=(_drop_normalised(r, K),),
+        rules=(normalised(r, K),),
         instances=(("N = 3, K = 2, k = 1", _gmm_instance),),
     ),
     template=(r"\hat\pi_k = $weight, \qquad \hat\mu_k = $mean, \qquad \hat\sigma_k^2 = $variance"),
@@ -323,7 +301,7 @@ em_decomposition = register(Identity(
         "gap, and gap minus KL(r || A_k / sum_j A_j); logarithms expanded, normal form of finite sums with "
         "sum_k r_k = 1, for every K; cancel. Mutants refuted on K = 3 with r_3 = 1 - r_1 - r_2",
         _em_residuals,
-        rules=(_drop_normalised(r_k, K),),
+        rules=(normalised(r_k, K),),
         instances=(("K = 3", _em_instance),),
     ),
     template=(r"\log \sum_{j=1}^{K} A_j = \underbrace{$bound}_{\mathcal{F}(r, \theta)} + "

@@ -245,17 +245,62 @@ class ForEverySize(Check):
         return Verdict(Status.INCONCLUSIVE, self.method, shown)
 
 
-def peel_top(expr: sp.Expr) -> sp.Expr:
-    """Write every sum ``sum_{i=a}^{b+1} f(i)`` whose upper bound is ``b + 1`` (b a symbol plus an
-    integer) as ``sum_{i=a}^{b} f(i) + f(b + 1)``: the step of an induction on the number of terms.
+def normalised(base: sp.IndexedBase, upper: sp.Expr, slot: int = -1) -> Rule:
+    """The rule ``sum_{k=1}^{upper} base[..., k] = 1`` (weights or responsibilities summing to 1):
+    a multiple sum whose body is ``base[..., k] * rest``, with ``k`` summed over ``1..upper`` and
+    absent from ``rest``, becomes the sum of ``rest`` over the other indices.
+
+    Example:
+        >>> k, K, i, N = sp.symbols("k K i N", integer=True, positive=True)
+        >>> r, x = sp.IndexedBase("r"), sp.IndexedBase("x")
+        >>> expand_sums(sp.Sum(r[i, k] * x[i], (k, 1, K), (i, 1, N)), rules=(normalised(r, K),))
+        Sum(x[iota0], (iota0, 1, N))
+    """
+
+    def rule(body: sp.Expr, limits: list[Limit]):
+        factors = sp.Mul.make_args(body)
+        for lim in limits:
+            k_, lo, hi = lim
+            if (lo, hi) != (1, upper):
+                continue
+            hits = [f for f in factors if isinstance(f, sp.Indexed) and f.base == base and f.indices[slot] == k_]
+            rest = [f for f in factors if f not in hits]
+            others = [L for L in limits if L is not lim]
+            if (len(hits) == 1 and all(k_ not in f.free_symbols for f in rest)
+                    and all(k_ not in (lo2.free_symbols | hi2.free_symbols) for _, lo2, hi2 in others)):
+                return sp.Mul(*rest), others
+        return None
+
+    return rule
+
+
+def peel(expr: sp.Expr, targets: Sequence[sp.Expr]) -> sp.Expr:
+    """Split off the last terms of sums: ``sum_{i=a}^{t+m} f(i) = sum_{i=a}^{t} f(i) + f(t+1) + ... +
+    f(t+m)`` for a target upper bound ``t`` and a positive integer ``m``; the step of an induction on
+    the number of terms.
+
+    Example:
+        >>> i, n = sp.symbols("i n", integer=True, positive=True)
+        >>> x = sp.IndexedBase("x")
+        >>> peel(sp.Sum(x[i], (i, 1, n + 1)), [n])
+        x[n + 1] + Sum(x[i], (i, 1, n))
     """
     def rule(s: sp.Sum) -> sp.Expr:
         if len(s.limits) != 1:
             return s
         v, lo, hi = s.limits[0]
-        const = hi.as_coeff_Add()[0]
-        if not hi.free_symbols or const < 1:
-            return s
-        return sp.Sum(s.function, (v, lo, hi - 1)) + s.function.xreplace({v: hi})
+        for t in targets:
+            extra = sp.expand(hi - t)
+            if extra.is_Integer and extra > 0:
+                body = peel(s.function, targets)
+                last = sum((body.xreplace({v: t + m}) for m in range(1, int(extra) + 1)), sp.Integer(0))
+                return sp.Sum(body, (v, lo, t)) + peel(last, targets)
+        return s
 
-    return sp.sympify(expr).replace(lambda e: isinstance(e, sp.Sum), rule)
+    expr = sp.sympify(expr)
+    for _ in range(10):  # until no sum ends above a target
+        new = expr.replace(lambda e: isinstance(e, sp.Sum), rule)
+        if new == expr:
+            return new
+        expr = new
+    raise RuntimeError("peel does not terminate")
