@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from .core import (Check, Claim, GaussianFactor, Identity, LogGap, Mutant, NonNegative, Status, Verdict, expand_known,
                    gaussian_expectation, nonnegative, register, split_logs, sym)
-from .indexed_sums import ForEverySize, normalised, peel, to_instance, write_out
+from .indexed_sums import ForEverySize, expand_sums, normalised, peel, to_instance, write_out
 
 CHAPTER = "divergences"
 
@@ -466,20 +466,23 @@ def _kl_exact(a: tuple, b: tuple) -> sp.Expr:
     return sum(ai * sp.log(ai / bi) for ai, bi in zip(a, b))
 
 
+_FORWARD = (32 * _ln(2) + 55 * _ln(3) - 50 * _ln(5)) / 25
+_REVERSE = (-4 * _ln(2) - 6 * _ln(3) + 6 * _ln(5)) / 3
+
 discrete_example = register(Identity(
     id="divergences.kl.discrete_example",
     title=r"KL between $(9, 12, 4)/25$ and the uniform distribution on three points, both ways",
     chapter=CHAPTER,
     claim={
-        "forward": (32 * _ln(2) + 55 * _ln(3) - 50 * _ln(5)) / 25,
-        "reverse": (-4 * _ln(2) - 6 * _ln(3) + 6 * _ln(5)) / 3,
+        "forward": _FORWARD,
+        "reverse": _REVERSE,
     },
     check=residual_check(
         "exact sums; logarithms of rationals split into log 2, log 3, log 5 (independent over Q); cancel",
         lambda c: [_kl_exact(P_EX, Q_EX) - c["forward"], _kl_exact(Q_EX, P_EX) - c["reverse"]],
     ),
-    template=(r"\KL(P \,\Vert\, Q) = $forward \approx 0.0853, \qquad "
-              r"\KL(Q \,\Vert\, P) = $reverse \approx 0.0975"),
+    template=(r"\KL(P \,\Vert\, Q) = $forward \approx " + f"{float(_FORWARD):.4f}" + r", \qquad "
+              r"\KL(Q \,\Vert\, P) = $reverse \approx " + f"{float(_REVERSE):.4f}"),  # numbers computed
     assumptions=("P = (9, 12, 4)/25 and Q = (1, 1, 1)/3 on three points; natural logarithms",),
     mutants=(
         Mutant("symmetric", {"reverse": (32 * _ln(2) + 55 * _ln(3) - 50 * _ln(5)) / 25},
@@ -649,6 +652,91 @@ w1_abel = register(Identity(
         Mutant("backward_difference",
                {"rhs": -sp.Sum((f_i[i_] - f_i[i_ - 1]) * _cdf_gap, (i_, 2, n))},
                r"The backward difference $f_i - f_{i-1}$ paired with $F(z_i)$: an index off by one."),
+    ),
+    references=("villani2009optimal", "peyre2019computational"),
+    code=("gencode.divergences.w1_cdf",),
+    scope="general",
+))
+
+# The supremum of the dual objective on a grid: the CDF formula of W1 from the dual side.
+G_i = sp.IndexedBase("G", real=True)  # G_i = F_P(z_i) - F_Q(z_i)
+Dz = sp.IndexedBase("Delta", positive=True)  # z_{i+1} - z_i
+_absG, _sgn = sp.IndexedBase("a", nonnegative=True), sp.IndexedBase("s", real=True)  # G_i = s_i a_i, s_i = +-1
+_t = sp.IndexedBase("t", nonnegative=True)  # any 1-Lipschitz f: f_{i+1} - f_i = s_i (t_i - 1) Delta_i, 0 <= t_i <= 2
+
+
+def _polar(expr: sp.Expr) -> sp.Expr:
+    """|G_i| = a_i and G_i = s_i a_i (a_i >= 0, s_i = sign(G_i) = +-1)."""
+    expr = expr.replace(lambda e: isinstance(e, sp.Abs) and isinstance(e.args[0], sp.Indexed) and e.args[0].base == G_i,
+                        lambda e: _absG[e.args[0].indices[0]])
+    return expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == G_i,
+                        lambda e: _sgn[e.indices[0]] * _absG[e.indices[0]])
+
+
+def _sign_squared(body: sp.Expr, limits):
+    """s_i^2 = 1."""
+    new = body.replace(lambda e: e.is_Pow and isinstance(e.base, sp.Indexed) and e.base.base == _sgn and e.exp == 2,
+                       lambda e: sp.Integer(1))
+    return None if new == body else (new, limits)
+
+
+class TermwiseSum(sp.Sum):
+    """A finite sum that SymPy may call non-negative when its terms are (an empty sum is 0);
+    ``Sum`` itself answers ``None`` when the upper bound is ``n - 1``."""
+
+    def _eval_is_nonnegative(self):
+        if self.function.is_nonnegative:
+            return True
+        return None
+
+
+def _dual_value(increment) -> sp.Expr:
+    """E_P f - E_Q f = -sum_{i<n} (f_{i+1} - f_i) G_i (summation by parts, divergences.w1.summation_by_parts)."""
+    return -sp.Sum(increment(i_) * G_i[i_], (i_, 1, n - 1))
+
+
+def _cdf_witness_residuals(c: Claim) -> list[sp.Expr]:
+    witness = _dual_value(lambda i: -sp.sign(G_i[i]) * Dz[i])  # slope -sign(F_P - F_Q)
+    witness = witness.replace(lambda e: isinstance(e, sp.sign), lambda e: _sgn[e.args[0].indices[0]])
+    return [_polar(witness - c["sup"])]
+
+
+def _cdf_instance(e: sp.Expr) -> sp.Expr:
+    """n = 3 grid points with crossing CDFs: s = (+1, -1)."""
+    out = to_instance(e, {n: 3}, {_absG: sym("a", positive=True), _sgn: sym("s", real=True),
+                                   Dz: sym("Delta", positive=True), G_i: sym("G", real=True)})
+    return out.xreplace({s_: (1 if s_.name == "s_1" else -1) for s_ in out.free_symbols if s_.name in ("s_1", "s_2")})
+
+
+w1_cdf_formula = register(Identity(
+    id="divergences.w1.cdf_formula",
+    title=r"On a grid, the best 1-Lipschitz witness attains $\int |F_P - F_Q|$, and no witness exceeds it",
+    chapter=CHAPTER,
+    claim={"sup": sp.Sum(sp.Abs(G_i[i_]) * Dz[i_], (i_, 1, n - 1))},
+    check=all_of(
+        "for every n, by summation by parts E_P f - E_Q f = -sum_i (f_{i+1} - f_i) G_i: the witness with "
+        "f_{i+1} - f_i = -sign(G_i) Delta_i gives the claim (G_i = s_i |G_i|, s_i^2 = 1; normal form of "
+        "finite sums); for any f with |f_{i+1} - f_i| <= Delta_i, written f_{i+1} - f_i = s_i (t_i - 1) Delta_i "
+        "with 0 <= t_i <= 2, claim - (E_P f - E_Q f) = sum_i t_i Delta_i |G_i| >= 0 (certificate); cancel. "
+        "Mutants refuted on n = 3 with crossing distribution functions",
+        ForEverySize("witness", _cdf_witness_residuals, rules=(_sign_squared,),
+                     instances=(("n = 3, crossing CDFs", _cdf_instance),)),
+        nonnegative(lambda c: _polar(c["sup"] - _dual_value(lambda i: _sgn[i] * (_t[i] - 1) * Dz[i])),
+                    lambda c: TermwiseSum(_t[i_] * Dz[i_] * _absG[i_], (i_, 1, n - 1)), "no witness exceeds it",
+                    prepare=lambda e: expand_sums(e, rules=(_sign_squared,))),
+    ),
+    template=(r"\sup_{\|f\|_{\mathrm{Lip}} \le 1} \E_P f - \E_Q f = $sup = \int |F_P(z) - F_Q(z)|\, \d z, "
+              r"\qquad G_i = F_P(z_i) - F_Q(z_i),\ \Delta_i = z_{i+1} - z_i"),
+    assumptions=("P, Q on a grid z_1 < ... < z_n (any n) with equal total mass; F_P - F_Q is the step function "
+                 "equal to G_i on [z_i, z_{i+1})",
+                 "a 1-Lipschitz f enters only through f(z_i), with |f(z_{i+1}) - f(z_i)| <= Delta_i, and every such "
+                 "sequence extends to a 1-Lipschitz f (linear interpolation)"),
+    mutants=(
+        Mutant("without_absolute_value", {"sup": sp.Sum(G_i[i_] * Dz[i_], (i_, 1, n - 1))},
+               r"$\sum_i G_i \Delta_i = \E_Q X - \E_P X$ up to sign, the difference of the means: it equals "
+               r"$W_1$ only when the distribution functions do not cross."),
+        Mutant("half", {"sup": sp.Sum(sp.Abs(G_i[i_]) * Dz[i_], (i_, 1, n - 1)) / 2},
+               r"Half the area between the distribution functions."),
     ),
     references=("villani2009optimal", "peyre2019computational"),
     code=("gencode.divergences.w1_cdf",),

@@ -227,7 +227,7 @@ def test_w1_sorting_cdf_pot_and_dual_lp_agree(device: torch.device, generator: t
     assert (dual.f[:, None] - dual.g[None, :] <= cost + 1e-9).all()  # dual feasibility
 
 
-@pytest.mark.validates("divergences.w1.summation_by_parts")
+@pytest.mark.validates("divergences.w1.summation_by_parts", "divergences.w1.cdf_formula")
 def test_cdf_formula_and_the_witness(generator: torch.Generator) -> None:
     n = 5
     z = torch.sort(torch.randn(n, generator=generator, dtype=torch.float64)).values
@@ -245,6 +245,14 @@ def test_cdf_formula_and_the_witness(generator: torch.Generator) -> None:
     w1 = float(w1_cdf(z, z, p, q))
     assert lhs == pytest.approx(w1, rel=1e-12)  # the witness attains W1 = int |F_P - F_Q|
     assert w1 == pytest.approx(float(w1_exact(z, z, p, q)), rel=1e-9)
+    # the registered supremum sum_i |G_i| Delta_i, lambdified for n = 5, is what w1_cdf computes
+    sup = dv.concrete(dv.w1_cdf_formula.claim["sup"], dv.n, n, {dv.G_i: "G", dv.Dz: "Delta"})
+    args = [sp.Symbol(f"{b}_{i}", real=True) for b in ("G", "Delta") for i in range(1, n)]
+    assert sp.lambdify(args, sup)(*_np(torch.cat([cdf_gap, z.diff()]))) == pytest.approx(w1, rel=1e-12)
+    # no other 1-Lipschitz f does better: random slopes in [-1, 1] on each gap
+    slopes = 2 * torch.rand(200, n - 1, generator=generator, dtype=torch.float64) - 1
+    fs = torch.cat([torch.zeros(200, 1, dtype=torch.float64), (slopes * z.diff()).cumsum(1)], 1)
+    assert float((fs * (p - q)).sum(1).max()) <= w1 + 1e-12
 
 
 def test_disjoint_segments_numerically(generator: torch.Generator) -> None:
