@@ -35,7 +35,7 @@ _x_real = sym("x", real=True)
 
 def _mle_residuals(c: dict) -> list[sp.Expr]:
     loglik = sp.Sum(GaussianFactor(xi[i], m, v).log_density(), (i, 1, N))
-    at = {m: c["mean"], v: c["variance"]}
+    at = {m: c["mean"], v: c["variance"].xreplace({mu_hat: c["mean"]})}
     return [sp.diff(loglik, m).xreplace(at), sp.diff(loglik, v).xreplace(at)]
 
 
@@ -44,12 +44,13 @@ def _sample_instance(size: int):
 
 
 _mean = sp.Sum(xi[i], (i, 1, N)) / N
+mu_hat = sym("muhat", real=True)  # the claimed mean, inside the variance
 
 gaussian_mle = register(Identity(
     id="density.gaussian_mle",
     title="The Gaussian MLE: sample mean and biased sample variance",
     chapter=CHAPTER,
-    claim={"mean": _mean, "variance": sp.Sum((xi[i] - _mean) ** 2, (i, 1, N)) / N},
+    claim={"mean": _mean, "variance": sp.Sum((xi[i] - mu_hat) ** 2, (i, 1, N)) / N},
     check=ForEverySize(
         "the gradient of sum_{i=1}^N log N(x_i; mu, sigma^2) in (mu, sigma^2), differentiated under the "
         "symbolic sum, vanishes at the claim for every N: normal form of finite sums (linearity, "
@@ -62,13 +63,11 @@ gaussian_mle = register(Identity(
                  "the log-likelihood is concave in the natural parameters (mu/sigma^2, -1/(2 sigma^2)): "
                  "the unique stationary point is the maximum"),
     mutants=(
-        Mutant("unbiased_variance", {"variance": sp.Sum((xi[i] - _mean) ** 2, (i, 1, N)) / (N - 1)},
+        Mutant("unbiased_variance", {"variance": sp.Sum((xi[i] - mu_hat) ** 2, (i, 1, N)) / (N - 1)},
                r"The unbiased variance $\frac{1}{N-1}\sum_i (x_i - \hat\mu)^2$: a fine estimator, but not "
                r"the maximum-likelihood one."),
         Mutant("uncentred", {"variance": sp.Sum(xi[i] ** 2, (i, 1, N)) / N},
                r"The second moment $\frac1N\sum_i x_i^2$ for the variance."),
-        Mutant("mean_over_n_minus_one", {"mean": sp.Sum(xi[i], (i, 1, N)) / (N - 1)},
-               r"The mean divided by $N - 1$."),
     ),
     references=("bishop2006pattern",),
     code=("gencode.density.gaussian_mle",),
@@ -261,6 +260,9 @@ m_step = register(Identity(
     ),
     references=("dempster1977maximum", "bishop2006pattern"),
     code=("gencode.density.gmm_m_step",),
+    display={"variance": sp.Mul(sp.Sum(sp.Mul(r[i, kk], sp.Pow(sp.Add(xi[i], -mu_k_hat, evaluate=False), 2, evaluate=False),
+                                              evaluate=False), (i, 1, N)),
+                                sp.Pow(_nk, -1, evaluate=False), evaluate=False)},
     scope="general",
 ))
 
@@ -319,6 +321,8 @@ em_decomposition = register(Identity(
     ),
     references=("dempster1977maximum", "neal1998view"),
     code=("gencode.density.fit_gmm_em",),
+    display={"bound": sp.Sum(sp.Mul(r_k[kk], sp.log(A_k[kk] / r_k[kk]), evaluate=False), (kk, 1, K)),
+             "gap": sp.Sum(sp.Mul(r_k[kk], sp.log(r_k[kk] * _S / A_k[kk]), evaluate=False), (kk, 1, K))},
     scope="general",
 ))
 
@@ -545,5 +549,8 @@ decoder = register(Identity(
     ),
     references=("kingma2014auto",),
     code=("gencode.density.Autoencoder",),
+    display={"quadratic": sp.Mul(-1, sp.Pow(2 * s2, -1, evaluate=False),
+                                 sp.Sum(sp.Pow(sp.Add(xd[jd], -gd[jd], evaluate=False), 2, evaluate=False), (jd, 1, D_)),
+                                 evaluate=False)},
     scope="general",
 ))

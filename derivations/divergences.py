@@ -88,10 +88,12 @@ class AllOf(Check):
     parts: tuple[Check, ...] = ()
 
     def __call__(self, claim: Claim, seed: int = 0) -> Verdict:
-        verdicts = [part(claim, seed) for part in self.parts]
-        for v in verdicts:
+        verdicts = []
+        for part in self.parts:  # in order; a refutation ends the check
+            v = part(claim, seed)
             if v.status is Status.REFUTED:
                 return Verdict(Status.REFUTED, self.method, v.residual, v.witness)
+            verdicts.append(v)
         if all(v.status is Status.PROVED for v in verdicts):
             return Verdict(Status.PROVED, self.method)
         first = next(v for v in verdicts if v.status is not Status.PROVED)
@@ -350,6 +352,8 @@ mle_kl = register(Identity(
                r"Each value weighted $1/K$ instead of by its frequency $n_k/N$."),
     ),
     references=("murphy2022probabilistic",),
+    display={"neg_entropy": _sum_k(sp.Mul(n_k[k] / N, sp.log(n_k[k] / N), evaluate=False)),
+             "avg_loglik": _sum_k(sp.Mul(n_k[k] / N, sp.log(theta_k[k]), evaluate=False))},
     scope="general",
 ))
 
