@@ -59,6 +59,8 @@ gaussian_mle = register(Identity(
         instances=(("N = 3", _sample_instance(3)), ("N = 4", _sample_instance(4))),
     ),
     template=r"\hat\mu = $mean, \qquad \hat\sigma^2 = $variance",
+    display={"variance": sp.Mul(sp.Sum(sp.Pow(sp.Add(xi[i], -mu_hat, evaluate=False), 2, evaluate=False), (i, 1, N)),
+                                sp.Pow(N, -1, evaluate=False), evaluate=False)},
     assumptions=("x_1, ..., x_N real, not all equal (so the variance is positive); any N >= 2",
                  "the log-likelihood is concave in the natural parameters (mu/sigma^2, -1/(2 sigma^2)): "
                  "the unique stationary point is the maximum"),

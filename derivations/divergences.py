@@ -6,7 +6,10 @@ integrals over the same variable and domain, so it follows from the equality of 
 each point; the checks compare the integrands with the values ``p(x)``, ``q(x)`` replaced by
 positive symbols :math:`P, Q` (:func:`pointwise`).  Where the normalisation
 :math:`\int p = \int q = 1` is used, it is used by writing a constant :math:`c` as
-:math:`\int c\, (p + q)/2`.  Sums over an index are treated the same way (term by term).
+:math:`\int c\, (p + q)/2`.  Sums over a symbolic number of terms (distributions on K points,
+samples of size N, grids of n points) are brought to the normal form of finite sums of
+:mod:`derivations.indexed_sums` (normalisations such as :math:`\sum_k p_k = 1` are rules of that
+form), or proved by induction on the number of terms (summation by parts).
 
 Logarithms are normalised by :func:`split_logs`: factor the argument, expand the logarithm,
 and split logarithms of rationals into logarithms of primes.  Logarithms of distinct primes are
