@@ -517,6 +517,82 @@ top_eigen = register(Identity(
     scope="general",
 ))
 
+# Ky Fan: the best k-dimensional subspace captures at most the top k eigenvalues.
+c_j = sp.IndexedBase("c")  # c_j = ||W^T e_j||^2 in the eigenbasis: in [0, 1], summing to k
+
+
+def _split_at_k(expr: sp.Expr) -> sp.Expr:
+    """``sum_{j=k+1}^D f(j) = sum_{j=1}^D f(j) - sum_{j=1}^k f(j)``."""
+    def rule(s_: sp.Sum) -> sp.Expr:
+        (v_, lo, hi), = s_.limits
+        if lo == kdim + 1:
+            return sp.Sum(s_.function, (v_, 1, hi)) - sp.Sum(s_.function, (v_, 1, kdim))
+        return s_
+
+    return sp.sympify(expr).replace(lambda e: isinstance(e, sp.Sum) and len(e.limits) == 1, rule)
+
+
+def _weights_sum_to_k(body: sp.Expr, limits: list[Limit]):
+    """``sum_{j=1}^D c_j = tr(W^T W) = k``."""
+    if len(limits) == 1 and (limits[0][1], limits[0][2]) == (1, D_) and body == c_j[limits[0][0]]:
+        return kdim, []
+    return None
+
+
+def _ky_fan_residuals(c: dict) -> list[sp.Expr]:
+    captured = sp.Sum(lam_i[jd] * c_j[jd], (jd, 1, D_))  # tr(W^T Lambda W) = sum_j lambda_j ||W^T e_j||^2
+    return [_split_at_k(sp.Sum(lam_i[jd], (jd, 1, kdim)) - captured - c["gap"])]
+
+
+def _ky_fan_instance(e: sp.Expr) -> sp.Expr:
+    """D = 3, k = 2: lambda_1 > lambda_2 > lambda_3 > 0; c_1, c_2 in (1/2, 1), c_3 = 2 - c_1 - c_2."""
+    out = to_instance(e, {D_: 3, kdim: 2}, {lam_i: sym("lambda", positive=True), c_j: sym("c", (0.5, 1), positive=True)})
+    names = {s_.name: s_ for s_ in out.free_symbols}
+    low, e2, e1 = (sym(n_, positive=True) for n_ in ("c_low", "e_2", "e_1"))
+    subs = {"lambda_3": low, "lambda_2": low + e2, "lambda_1": low + e2 + e1}
+    c1, c2 = sym("c_1", (0.5, 1), positive=True), sym("c_2", (0.5, 1), positive=True)
+    subs["c_3"] = 2 - c1 - c2
+    return out.xreplace({s_: subs[n_] for n_, s_ in names.items() if n_ in subs})
+
+
+_kf_top = sp.Sum((lam_i[jd] - lam_i[kdim]) * (1 - c_j[jd]), (jd, 1, kdim))
+_kf_rest = sp.Sum((lam_i[kdim] - lam_i[jd]) * c_j[jd], (jd, kdim + 1, D_))
+
+ky_fan = register(Identity(
+    id="density.pca.ky_fan",
+    title="Ky Fan: k orthonormal directions capture at most the top k eigenvalues",
+    chapter=CHAPTER,
+    claim={"gap": _kf_top + _kf_rest},
+    check=ForEverySize(
+        "sum_{j<=k} lambda_j - sum_{j<=D} lambda_j c_j minus the claim, for every D and k: the sum from k + 1 "
+        "written as the sum from 1 minus the sum to k, normal form of finite sums with sum_j c_j = k; cancel. "
+        "Mutants refuted on D = 3, k = 2",
+        _ky_fan_residuals,
+        rules=(_weights_sum_to_k,),
+        instances=(("D = 3, k = 2", _ky_fan_instance),),
+    ),
+    template=(r"\sum_{j=1}^{k} \lambda_j - \operatorname{tr}(W^\top \Lambda W) = $gap \;\ge\; 0, \qquad "
+              r"c_j = \|W^\top e_j\|^2 \in [0, 1],\ \sum_{j=1}^{D} c_j = k"),
+    assumptions=("Sigma = U Lambda U^T with lambda_1 >= ... >= lambda_D, W written in the eigenbasis; any D and k <= D",
+                 "W^T W = I, so c_j = (W W^T)_jj lies in [0, 1] (W W^T is an orthogonal projection) and "
+                 "sum_j c_j = tr(W^T W) = k",
+                 "each term is a product of two non-negative factors, so the gap is >= 0"),
+    mutants=(
+        Mutant("rest_sign", {"gap": _kf_top - _kf_rest},
+               r"The second sum with the opposite sign, $\sum_{j > k} (\lambda_j - \lambda_k) c_j$."),
+        Mutant("top_without_weights", {"gap": sp.Sum(lam_i[jd] - lam_i[kdim], (jd, 1, kdim)) + _kf_rest},
+               r"The first sum without its factors $1 - c_j$."),
+    ),
+    references=("bishop2006pattern",),
+    code=("gencode.density.pca",),
+    display={"gap": sp.Add(
+        sp.Sum(sp.Mul(sp.Add(lam_i[jd], -lam_i[kdim], evaluate=False), sp.Add(1, -c_j[jd], evaluate=False),
+                      evaluate=False), (jd, 1, kdim)),
+        sp.Sum(sp.Mul(sp.Add(lam_i[kdim], -lam_i[jd], evaluate=False), c_j[jd], evaluate=False), (jd, sp.Add(kdim, 1, evaluate=False), D_)),
+        evaluate=False)},
+    scope="general",
+))
+
 xd, gd = sp.IndexedBase("x"), sp.IndexedBase("g")
 s2 = sym("s^2", positive=True)
 
