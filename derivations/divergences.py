@@ -421,6 +421,8 @@ gibbs_gaussian = register(Identity(
     mutants=(
         Mutant("gap_of_std_ratio", {"kl": (m1 - m2) ** 2 / (2 * s2**2) + _phi(s1 / s2) / 2},
                r"The Gibbs gap of the ratio of standard deviations instead of variances."),
+        Mutant("mean_term_over_sigma_1", {"kl": (m1 - m2) ** 2 / (2 * s1**2) + _phi(r_) / 2},
+               r"The mean term divided by $\sigma_1^2$, the variance of the first argument, instead of $\sigma_2^2$."),
     ),
     references=("cover2006elements",),
     display={"kl": sp.Add((m1 - m2) ** 2 / (2 * s2**2),
@@ -927,6 +929,8 @@ moment_matching = register(Identity(
     mutants=(
         Mutant("second_moment_for_variance", {"variance": mom2},
                r"The raw second moment $\E_p[x^2]$ for the variance."),
+        Mutant("mean_not_squared", {"variance": mom2 - mom1},
+               r"$M_2 - M_1$: the mean subtracted without its square."),
     ),
     references=("bishop2006pattern", "minka2005divergence"),
     code=("gencode.divergences.fit_gaussian_kl",),
