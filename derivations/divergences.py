@@ -6,7 +6,10 @@ integrals over the same variable and domain, so it follows from the equality of 
 each point; the checks compare the integrands with the values ``p(x)``, ``q(x)`` replaced by
 positive symbols :math:`P, Q` (:func:`pointwise`).  Where the normalisation
 :math:`\int p = \int q = 1` is used, it is used by writing a constant :math:`c` as
-:math:`\int c\, (p + q)/2`.  Sums over an index are treated the same way (term by term).
+:math:`\int c\, (p + q)/2`.  Sums over a symbolic number of terms (distributions on K points,
+samples of size N, grids of n points) are brought to the normal form of finite sums of
+:mod:`derivations.indexed_sums` (normalisations such as :math:`\sum_k p_k = 1` are rules of that
+form), or proved by induction on the number of terms (summation by parts).
 
 Logarithms are normalised by :func:`split_logs`: factor the argument, expand the logarithm,
 and split logarithms of rationals into logarithms of primes.  Logarithms of distinct primes are
@@ -14,10 +17,13 @@ linearly independent over the rationals (unique factorisation), so after this st
 is a complete zero test for the exact values below (the discrete example of
 :data:`discrete_example`).
 
-Inequalities are checked as identities that exhibit the gap in a form that is non-negative by
-construction: :math:`u - 1 - \log u = \int_1^u (t - 1)/t \,\mathrm{d}t \ge 0` (Gibbs),
-:math:`\log 2 - \mathrm{JS} = \tfrac12\int p \log(1 + q/p) + q \log(1 + p/q) \ge 0`,
-:math:`1 - \mathrm{TV} = \int \min(p, q) \ge 0`.
+Inequalities are checked as inequalities (:func:`derivations.core.nonnegative`): the difference
+of the two sides must equal a certificate that is non-negative by construction, such as
+:math:`g(u) = u - 1 - \log u \ge 0` (:class:`derivations.core.LogGap`, itself proved as
+:math:`\int_1^u (t - 1)/t \,\mathrm{d}t`), :math:`\tfrac12(p \log(1 + q/p) + q \log(1 + p/q))` for
+:math:`\log 2 - \mathrm{JS}`, or :math:`\min(p, q)` for :math:`1 - \mathrm{TV}`.  A true but weaker
+bound is then inconclusive, never refuted; a false one is refuted at a point where the difference
+is negative.  Statements with a combination of equalities and inequalities use :class:`AllOf`.
 """
 
 from __future__ import annotations
@@ -26,8 +32,11 @@ from collections.abc import Callable, Mapping
 
 import sympy as sp
 
-from .core import (Check, Claim, GaussianFactor, Identity, Mutant, equal, gaussian_expectation, register,
-                   split_logs, sym)
+from dataclasses import dataclass
+
+from .core import (Check, Claim, GaussianFactor, Identity, LogGap, Mutant, NonNegative, Status, Verdict, expand_known,
+                   gaussian_expectation, nonnegative, register, split_logs, sym)
+from .indexed_sums import ForEverySize, expand_sums, normalised, peel, to_instance, write_out
 
 CHAPTER = "divergences"
 
@@ -68,6 +77,60 @@ def residual_check(method: str, residuals: Callable[[Claim], list[sp.Expr]], **k
     return Check(method, lambda claim: [split_logs(r) for r in residuals(claim)], **kwargs)
 
 
+@dataclass(frozen=True)
+class AllOf(Check):
+    """A statement made of several parts, each with its own check (equalities and inequalities).
+
+    Proved when every part is proved; refuted when any part is refuted (its witness is kept);
+    inconclusive otherwise (a true but weaker inequality, for instance).
+
+    Attributes:
+        parts: the checks of the parts, each applied to the whole claim.
+    """
+
+    parts: tuple[Check, ...] = ()
+
+    def __call__(self, claim: Claim, seed: int = 0) -> Verdict:
+        verdicts = []
+        for part in self.parts:  # in order; a refutation ends the check
+            v = part(claim, seed)
+            if v.status is Status.REFUTED:
+                return Verdict(Status.REFUTED, self.method, v.residual, v.witness)
+            verdicts.append(v)
+        if all(v.status is Status.PROVED for v in verdicts):
+            return Verdict(Status.PROVED, self.method)
+        first = next(v for v in verdicts if v.status is not Status.PROVED)
+        return Verdict(Status.INCONCLUSIVE, self.method, first.residual)
+
+
+@dataclass(frozen=True)
+class ProbedNonNegative(NonNegative):
+    """:class:`derivations.core.NonNegative` that also probes given points when its random search
+    finds no witness: a bound that fails only far from the random points' range (a density ratio
+    of 1e-9, where JS approaches its supremum) is refuted too.  Probing never proves anything."""
+
+    probes: tuple[dict, ...] = ()
+
+    def __call__(self, claim: Claim, seed: int = 0) -> Verdict:
+        verdict = super().__call__(claim, seed)
+        if verdict.status is not Status.INCONCLUSIVE:
+            return verdict
+        for point in self.probes:
+            for d in self.residuals(claim):
+                value = sp.N(expand_known(self.substitute(sp.sympify(d))).xreplace(point), 50)
+                if value.is_number and value.is_real and value < -sp.Float("1e-30", 50):
+                    witness = {str(k_): str(v_) for k_, v_ in point.items()} | {"residual": str(sp.N(value, 8))}
+                    return Verdict(Status.REFUTED, self.method, verdict.residual, witness)
+        return verdict
+
+
+
+
+def all_of(method: str, *parts: Check) -> AllOf:
+    """An :class:`AllOf` check (the residuals of the parent are unused)."""
+    return AllOf(method, lambda claim: [], parts=parts)
+
+
 # ---------------------------------------------------------------------------------------------
 # Symbols
 
@@ -76,6 +139,9 @@ u = sym("u", positive=True)
 t = sym("t", positive=True)
 P = sym("P", positive=True)  # the value p(x) at a point
 Q = sym("Q", positive=True)  # the value q(x) at a point
+_RATIO_PROBES = tuple({P: sp.Integer(1), Q: sp.Rational(1, 10**e)} for e in (2, 4, 6, 9, 12)) + tuple(
+    {P: sp.Rational(1, 10**e), Q: sp.Integer(1)} for e in (2, 4, 6, 9, 12))
+"""Extreme density ratios at a point, where the divergences approach their suprema."""
 
 
 def density_function(name: str) -> type[sp.Function]:
@@ -101,62 +167,96 @@ def integral(f: sp.Expr) -> sp.Integral:
 DENSITIES = ("p and q are probability densities on R (int p = int q = 1), positive where compared",)
 
 # ---------------------------------------------------------------------------------------------
-# 1. Gibbs' inequality: log u <= u - 1, and KL = sum_i p_i (u_i - 1 - log u_i) >= 0
+# 1. Gibbs' inequality: log u <= u - 1, and KL = sum_k p_k g(q_k / p_k) >= 0
 
 
 def _phi(v: sp.Expr) -> sp.Expr:
     return v - 1 - sp.log(v)
 
 
+_G = expand_known(LogGap(u))  # u - 1 - log u
+
 log_inequality = register(Identity(
     id="divergences.log_inequality",
     title=r"$\log u \le u - 1$, with equality only at $u = 1$",
     chapter=CHAPTER,
-    claim={"gap": _phi(u)},
-    check=residual_check(
-        "the gap vanishes at u = 1 and its derivative is (u - 1)/u, which has the sign of u - 1; cancel",
-        lambda c: [c["gap"].subs(u, 1), sp.diff(c["gap"], u) - (u - 1) / u],
+    claim={"bound": u - 1},
+    check=all_of(
+        "bound - log u equals the certificate g(u) = u - 1 - log u >= 0; g(u) = int_1^u (t - 1)/t dt "
+        "(g(1) = 0 and g'(u) = (u - 1)/u, which has the sign of u - 1: g decreases to 0 at u = 1 and "
+        "increases after it); cancel",
+        nonnegative(lambda c: c["bound"] - sp.log(u), lambda c: LogGap(u), "difference = g(u)"),
+        Check("g(1) = 0 and g'(u) = (u - 1)/u", lambda c: [_G.subs(u, 1), sp.diff(_G, u) - (u - 1) / u]),
     ),
-    template=r"$gap = \int_1^u \frac{t - 1}{t}\, \d t \;\ge\; 0",
+    template=(r"\log u \;\le\; $bound, \qquad "
+              r"u - 1 - \log u = \int_1^u \frac{t - 1}{t}\, \d t \;\ge\; 0"),
     assumptions=("u > 0",),
     mutants=(
-        Mutant("without_minus_one", {"gap": u - sp.log(u)},
-               r"The $-1$ dropped: $u - \log u$ is not zero at $u = 1$."),
-        Mutant("log_of_reciprocal", {"gap": u - 1 + sp.log(u)},
-               r"The sign of the logarithm flipped: $u - 1 + \log u$ changes sign at $u = 1$."),
+        Mutant("lower_bound_for_upper", {"bound": 1 - 1 / u},
+               r"$\log u \le 1 - 1/u$: that is the reverse inequality ($\log u \ge 1 - 1/u$), false for "
+               r"$u > 1$."),
+        Mutant("half_slope", {"bound": (u - 1) / 2},
+               r"$\log u \le (u - 1)/2$: the tangent at $u = 1$ has slope 1, so this fails just above 1."),
+        Mutant("constant_off_by_one", {"bound": u - 2},
+               r"$\log u \le u - 2$: false at $u = 1$."),
     ),
     references=("cover2006elements",),
-    display={"gap": sp.Add(u, -1, -sp.log(u), evaluate=False)},
+    scope="general",
 ))
 
-# KL(p || q) for distributions on three points, p_i = a_i / (a_1 + a_2 + a_3), q_i likewise.
+# KL(p || q) for distributions on K points, with K symbolic.
+pk, qk = sp.symbols("p_k q_k", positive=True)
+k = sp.Symbol("k", integer=True, positive=True)
+K = sp.Symbol("K", integer=True, positive=True)
+p_k, q_k = sp.IndexedBase("p"), sp.IndexedBase("q")
 _a = [sym(f"a_{i}", positive=True) for i in (1, 2, 3)]
 _b = [sym(f"b_{i}", positive=True) for i in (1, 2, 3)]
-_p3 = [ai / sum(_a) for ai in _a]
-_q3 = [bi / sum(_b) for bi in _b]
-_kl3 = sum(pi * sp.log(pi / qi) for pi, qi in zip(_p3, _q3))
-pk, qk = sp.symbols("p_k q_k", positive=True)
+
+
+def _three_points(e: sp.Expr) -> sp.Expr:
+    """K = 3, p_i = a_i / (a_1 + a_2 + a_3), q_i = b_i / (b_1 + b_2 + b_3): distributions by construction."""
+    out = to_instance(e, {K: 3}, {p_k: sym("p", positive=True), q_k: sym("q", positive=True)})
+    subs = {}
+    for s_ in out.free_symbols:
+        base, _, idx = s_.name.partition("_")
+        if base in ("p", "q") and idx.isdigit():
+            w = _a if base == "p" else _b
+            subs[s_] = w[int(idx) - 1] / sum(w)
+    return out.xreplace(subs)
+
+
+def _gibbs_residuals(c: Claim) -> list[sp.Expr]:
+    kl = sp.Sum(p_k[k] * sp.log(p_k[k] / q_k[k]), (k, 1, K))
+    gaps = sp.Sum(c["gap"].xreplace({pk: p_k[k], qk: q_k[k]}), (k, 1, K))
+    return [split_logs(kl - gaps)]
+
 
 gibbs_discrete = register(Identity(
     id="divergences.gibbs.discrete",
     title=r"Gibbs' inequality: $\mathrm{KL}(p \Vert q) \ge 0$, by $\log u \le u - 1$",
     chapter=CHAPTER,
     claim={"gap": pk * _phi(qk / pk)},
-    check=residual_check(
-        "three-point distributions p_i = a_i / sum(a), q_i = b_i / sum(b) with symbolic a, b > 0: "
-        "KL minus the sum of the claimed gaps; logarithms split; cancel",
-        lambda c: [_kl3 - sum(c["gap"].xreplace({pk: pi, qk: qi}) for pi, qi in zip(_p3, _q3))],
+    check=all_of(
+        "KL(p || q) minus the sum of the claimed gaps over K points, K symbolic: logarithms split, normal "
+        "form of finite sums with sum_k p_k = sum_k q_k = 1; cancel. Each gap equals p_k g(q_k/p_k) >= 0 "
+        "(certificate). Mutants refuted on K = 3",
+        ForEverySize("sum over K points", _gibbs_residuals,
+                     rules=(normalised(p_k, K), normalised(q_k, K)), instances=(("K = 3", _three_points),)),
+        nonnegative(lambda c: c["gap"], lambda c: pk * LogGap(qk / pk), "each gap = p_k g(q_k / p_k)"),
     ),
-    template=r"\KL(p \,\Vert\, q) = \sum_k p_k \log\frac{p_k}{q_k} = \sum_k $gap \;\ge\; 0",
-    assumptions=("p and q are distributions on finitely many points, p_k, q_k > 0 (checked on 3 points)",),
+    template=r"\KL(p \,\Vert\, q) = \sum_{k=1}^{K} p_k \log\frac{p_k}{q_k} = \sum_{k=1}^{K} $gap \;\ge\; 0",
+    assumptions=("p and q are distributions on K points (any K), p_k, q_k > 0, each summing to 1",),
     mutants=(
         Mutant("gap_without_minus_one", {"gap": pk * (qk / pk - sp.log(qk / pk))},
                r"The $-1$ of $\log u \le u - 1$ dropped: the gaps then sum to $\KL + 1$."),
         Mutant("ratio_upside_down", {"gap": pk * _phi(pk / qk)},
                r"The ratio $p_k/q_k$ used where $u_k = q_k/p_k$ belongs."),
+        Mutant("weighted_by_q", {"gap": qk * _phi(pk / qk)},
+               r"The gaps weighted by $q_k$: they sum to $\KL(q \Vert p)$, the other divergence."),
     ),
     references=("cover2006elements",),
     display={"gap": sp.Mul(pk, sp.Add(qk / pk, -1, -sp.log(qk / pk), evaluate=False), evaluate=False)},
+    scope="general",
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -187,6 +287,7 @@ entropy = register(Identity(
                r"$H(p) - H(p, q)$, the negative of the divergence."),
     ),
     references=("cover2006elements", "kullback1951information"),
+    scope="general",
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -194,15 +295,32 @@ entropy = register(Identity(
 
 n_k = sp.IndexedBase("n")
 theta_k = sp.IndexedBase("theta")
-k = sp.Symbol("k", integer=True, positive=True)
-K = sp.Symbol("K", integer=True, positive=True)
-N = sym("N", positive=True)
-nk_, thk_ = sp.symbols("n_k theta_k", positive=True)
-_EMPIRICAL = {n_k[k]: nk_, theta_k[k]: thk_}
+e_ik = sp.IndexedBase("e")  # e_ik = 1 if x_i = k, else 0 (one-hot encoding of the sample)
+N = sp.Symbol("N", integer=True, positive=True)
+i_s = sp.Symbol("i", integer=True, positive=True)
+_SAMPLE = (1, 2, 2, 3)  # a concrete sample for the instances (K = 3 values, N = 4 points)
 
 
 def _sum_k(f: sp.Expr) -> sp.Sum:
     return sp.Sum(f, (k, 1, K))
+
+
+def _mle_residuals(c: Claim) -> list[sp.Expr]:
+    kl = _sum_k(n_k[k] / N * sp.log(n_k[k] / N / theta_k[k]))  # KL(p_N || p_theta), p_N(k) = n_k / N
+    # sum_i log p_theta(x_i), with log theta_{x_i} = sum_k e_ik log theta_k (exactly one e_ik is 1)
+    loglik = sp.Sum(_sum_k(e_ik[i_s, k] * sp.log(theta_k[k])), (i_s, 1, N))
+    counts = c["avg_loglik"].replace(lambda e: isinstance(e, sp.Indexed) and e.base == n_k,
+                                     lambda e: sp.Sum(e_ik[i_s, e.indices[0]], (i_s, 1, N)))  # n_k = sum_i e_ik
+    return [split_logs(kl - (c["neg_entropy"] - c["avg_loglik"])), counts - loglik / N]
+
+
+def _sample_instance(e: sp.Expr) -> sp.Expr:
+    """The sample (1, 2, 2, 3): N = 4, K = 3, e_ik its one-hot code, n = (1, 2, 1); theta free."""
+    out = to_instance(e, {N: len(_SAMPLE), K: 3}, {n_k: sym("n", positive=True), e_ik: sym("e", positive=True),
+                                                   theta_k: sym("theta", (0, 1), positive=True)})
+    values = {f"e_{i}_{kk}": int(x == kk) for i, x in enumerate(_SAMPLE, 1) for kk in (1, 2, 3)}
+    values |= {f"n_{kk}": _SAMPLE.count(kk) for kk in (1, 2, 3)}
+    return out.xreplace({s_: values[s_.name] for s_ in out.free_symbols if s_.name in values})
 
 
 mle_kl = register(Identity(
@@ -213,17 +331,19 @@ mle_kl = register(Identity(
         "neg_entropy": _sum_k(n_k[k] / N * sp.log(n_k[k] / N)),
         "avg_loglik": _sum_k(n_k[k] / N * sp.log(theta_k[k])),
     },
-    check=residual_check(
-        "KL(p_N || p_theta) = sum_k (n_k/N) log((n_k/N)/theta_k), compared term by term in k; "
-        "logarithms split; cancel",
-        lambda c: [pointwise(_sum_k(n_k[k] / N * sp.log(n_k[k] / N / theta_k[k]))
-                             - (c["neg_entropy"] - c["avg_loglik"]), _EMPIRICAL)],
+    check=ForEverySize(
+        "KL(p_N || p_theta) = sum_k (n_k/N) log((n_k/N)/theta_k) split into the two sums; and the average "
+        "log-likelihood (1/N) sum_i sum_k e_ik log theta_k (one-hot e_ik = [x_i = k]) equals the claimed "
+        "sum over values once n_k = sum_i e_ik: the double sum's order exchanged in the normal form of "
+        "finite sums, for every N and K; logarithms split; cancel. Mutants refuted on the sample (1, 2, 2, 3)",
+        _mle_residuals,
+        instances=(("x = (1, 2, 2, 3)", _sample_instance),),
     ),
     template=(r"\KL(\hat p_N \,\Vert\, p_\theta) = \underbrace{$neg_entropy}_{-H(\hat p_N)} "
               r"- \underbrace{$avg_loglik}_{\frac{1}{N}\sum_{i=1}^N \log p_\theta(x_i)}"),
-    assumptions=("x_1, ..., x_N take values in {1, ..., K}; n_k = #{i : x_i = k} > 0, N = n_1 + ... + n_K",
-                 "p_N(k) = n_k / N is the empirical distribution; p_theta(k) = theta_k > 0",
-                 "sum_i log p_theta(x_i) = sum_k n_k log theta_k (group the sample by value)"),
+    assumptions=("x_1, ..., x_N take values in {1, ..., K}; e_ik = 1 if x_i = k and 0 otherwise",
+                 "n_k = sum_i e_ik > 0, p_N(k) = n_k / N is the empirical distribution; p_theta(k) = theta_k > 0",
+                 "log p_theta(x_i) = log theta_{x_i} = sum_k e_ik log theta_k (exactly one e_ik is 1)"),
     mutants=(
         Mutant("without_one_over_n", {"avg_loglik": _sum_k(n_k[k] * sp.log(theta_k[k]))},
                r"The empirical expectation written $\sum_i \log p_\theta(x_i)$, without its $1/N$: "
@@ -231,8 +351,13 @@ mle_kl = register(Identity(
                source="source notes 002 (the MLE and KL slide)"),
         Mutant("entropy_sign", {"neg_entropy": -_sum_k(n_k[k] / N * sp.log(n_k[k] / N))},
                r"$+H(\hat p_N)$ instead of $-H(\hat p_N)$."),
+        Mutant("uniform_weights", {"avg_loglik": _sum_k(sp.log(theta_k[k]) / K)},
+               r"Each value weighted $1/K$ instead of by its frequency $n_k/N$."),
     ),
     references=("murphy2022probabilistic",),
+    display={"neg_entropy": _sum_k(sp.Mul(n_k[k] / N, sp.log(n_k[k] / N), evaluate=False)),
+             "avg_loglik": _sum_k(sp.Mul(n_k[k] / N, sp.log(theta_k[k]), evaluate=False))},
+    scope="general",
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -276,6 +401,7 @@ kl_gaussian = register(Identity(
     code=("gencode.divergences.gaussian_kl",),
     display={"kl": sp.Add(sp.log(s2 / s1), (s1**2 + (m1 - m2) ** 2) / (2 * s2**2), -sp.Rational(1, 2),
                           evaluate=False)},
+    scope="general",
 ))
 
 r_ = sym("r", positive=True)  # sigma_1^2 / sigma_2^2
@@ -295,16 +421,19 @@ gibbs_gaussian = register(Identity(
     mutants=(
         Mutant("gap_of_std_ratio", {"kl": (m1 - m2) ** 2 / (2 * s2**2) + _phi(s1 / s2) / 2},
                r"The Gibbs gap of the ratio of standard deviations instead of variances."),
+        Mutant("mean_term_over_sigma_1", {"kl": (m1 - m2) ** 2 / (2 * s1**2) + _phi(r_) / 2},
+               r"The mean term divided by $\sigma_1^2$, the variance of the first argument, instead of $\sigma_2^2$."),
     ),
     references=("cover2006elements",),
     display={"kl": sp.Add((m1 - m2) ** 2 / (2 * s2**2),
                           sp.Mul(sp.Rational(1, 2), sp.Add(r_, -1, -sp.log(r_), evaluate=False), evaluate=False),
                           evaluate=False)},
+    scope="general",
 ))
 
 # Diagonal Gaussian against N(0, I): a sum over coordinates (KL is additive over independent ones).
 j = sp.Symbol("j", integer=True, positive=True)
-D = sym("D", positive=True)
+D = sp.Symbol("D", integer=True, positive=True)
 mu_j, sd_j = sp.IndexedBase("mu"), sp.IndexedBase("sigma")
 mj_, sj_ = sym("mu_j", real=True), sym("sigma_j", positive=True)
 
@@ -313,13 +442,17 @@ kl_diag = register(Identity(
     title=r"KL between a diagonal Gaussian and $\mathcal{N}(0, \mathbf{I})$",
     chapter=CHAPTER,
     claim={"kl": sp.Sum(mu_j[j] ** 2 + sd_j[j] ** 2 - 1 - sp.log(sd_j[j] ** 2), (j, 1, D)) / 2},
-    check=residual_check(
-        "KL of a product of independent coordinates is the sum of the coordinates' KLs; each term is "
-        "the univariate Gaussian KL with mu_2 = 0, sigma_2 = 1; compared term by term; cancel",
-        lambda c: [pointwise(c["kl"], {mu_j[j]: mj_, sd_j[j]: sj_}) - _gaussian_kl_derived(mj_, sj_, 0, 1)],
+    check=ForEverySize(
+        "both densities are products over the D coordinates, so log q - log p is a sum over j of "
+        "log N(z_j; mu_j, sigma_j^2) - log N(z_j; 0, 1), and its expectation under q the sum of the "
+        "coordinates' expectations (Gaussian moment recursion); symbolic D, logarithms split, normal form "
+        "of finite sums; cancel. Mutants refuted on D = 2",
+        lambda c: [split_logs(sp.Sum(_gaussian_kl_derived(mu_j[j], sd_j[j], 0, 1), (j, 1, D)) - c["kl"])],
+        instances=(("D = 2", lambda e: to_instance(e, {D: 2}, {mu_j: sym("mu", real=True),
+                                                               sd_j: sym("sigma", positive=True)})),),
     ),
     template=(r"\KL\big(\Normal(\mu, \operatorname{diag}\sigma^2) \,\Vert\, \Normal(0, \I)\big) = $kl"),
-    assumptions=("sigma_j > 0 for j = 1, ..., D",),
+    assumptions=("sigma_j > 0 for j = 1, ..., D; any D",),
     mutants=(
         Mutant("minus_the_kl",
                {"kl": sp.Sum(1 + sp.log(sd_j[j] ** 2) - mu_j[j] ** 2 - sd_j[j] ** 2, (j, 1, D)) / 2},
@@ -332,6 +465,7 @@ kl_diag = register(Identity(
     ),
     references=("kingma2014auto",),
     code=("gencode.divergences.kl_diag_standard_normal",),
+    scope="general",
 ))
 # ---------------------------------------------------------------------------------------------
 # 5. The worked discrete example
@@ -345,20 +479,23 @@ def _kl_exact(a: tuple, b: tuple) -> sp.Expr:
     return sum(ai * sp.log(ai / bi) for ai, bi in zip(a, b))
 
 
+_FORWARD = (32 * _ln(2) + 55 * _ln(3) - 50 * _ln(5)) / 25
+_REVERSE = (-4 * _ln(2) - 6 * _ln(3) + 6 * _ln(5)) / 3
+
 discrete_example = register(Identity(
     id="divergences.kl.discrete_example",
     title=r"KL between $(9, 12, 4)/25$ and the uniform distribution on three points, both ways",
     chapter=CHAPTER,
     claim={
-        "forward": (32 * _ln(2) + 55 * _ln(3) - 50 * _ln(5)) / 25,
-        "reverse": (-4 * _ln(2) - 6 * _ln(3) + 6 * _ln(5)) / 3,
+        "forward": _FORWARD,
+        "reverse": _REVERSE,
     },
     check=residual_check(
         "exact sums; logarithms of rationals split into log 2, log 3, log 5 (independent over Q); cancel",
         lambda c: [_kl_exact(P_EX, Q_EX) - c["forward"], _kl_exact(Q_EX, P_EX) - c["reverse"]],
     ),
-    template=(r"\KL(P \,\Vert\, Q) = $forward \approx 0.0853, \qquad "
-              r"\KL(Q \,\Vert\, P) = $reverse \approx 0.0975"),
+    template=(r"\KL(P \,\Vert\, Q) = $forward \approx " + f"{float(_FORWARD):.4f}" + r", \qquad "
+              r"\KL(Q \,\Vert\, P) = $reverse \approx " + f"{float(_REVERSE):.4f}"),  # numbers computed
     assumptions=("P = (9, 12, 4)/25 and Q = (1, 1, 1)/3 on three points; natural logarithms",),
     mutants=(
         Mutant("symmetric", {"reverse": (32 * _ln(2) + 55 * _ln(3) - 50 * _ln(5)) / 25},
@@ -374,6 +511,7 @@ discrete_example = register(Identity(
         "reverse": sp.Mul(sp.Add(-4 * _ln(2), -6 * _ln(3), 6 * _ln(5), evaluate=False),
                           sp.Pow(3, -1, evaluate=False), evaluate=False),
     },
+    scope="general",
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -382,18 +520,11 @@ discrete_example = register(Identity(
 _m = m_(x)
 _js = integral((p(x) * sp.log(p(x) / _m) + q(x) * sp.log(q(x) / _m)) / 2)
 _SWAP = {P: Q, Q: P}
+_MID = (P + Q) / 2
 
 
-def _js_residuals(c: Claim) -> list[sp.Expr]:
-    js = pointwise(c["js"], AT_POINT)
-    mid = (P + Q) / 2
-    lower = (P * _phi(mid / P) + Q * _phi(mid / Q)) / 2  # >= 0: Gibbs gaps
-    upper = (P * sp.log(1 + Q / P) + Q * sp.log(1 + P / Q)) / 2  # >= 0: log(1 + v) >= 0
-    return [
-        js - js.xreplace(_SWAP),  # symmetric
-        js - lower,  # JS >= 0
-        c["bound"] * (P + Q) / 2 - js - upper,  # bound - JS >= 0, using int (p + q)/2 = 1
-    ]
+def _js_at_point(c: Claim) -> sp.Expr:
+    return pointwise(c["js"], AT_POINT)
 
 
 js_bounds = register(Identity(
@@ -401,10 +532,17 @@ js_bounds = register(Identity(
     title=r"Jensen-Shannon divergence: symmetric, $0 \le \mathrm{JS} \le \log 2$",
     chapter=CHAPTER,
     claim={"js": _js, "bound": sp.log(2)},
-    check=residual_check(
-        "integrands at a point: JS(p,q) - JS(q,p), JS minus a sum of Gibbs gaps, and "
-        "bound - JS minus (p log(1 + q/p) + q log(1 + p/q))/2; logarithms split; cancel",
-        _js_residuals,
+    check=all_of(
+        "integrands at a point (p(x), q(x) as positive symbols P, Q; m = (P + Q)/2): JS(p, q) - JS(q, p) "
+        "cancels; JS equals (P g(m/P) + Q g(m/Q))/2 >= 0 (Gibbs gaps, certificate); bound (P + Q)/2 - JS "
+        "(using int (p + q)/2 = 1) equals (P log(1 + Q/P) + Q log(1 + P/Q))/2 >= 0 (certificate); "
+        "logarithms split; cancel",
+        residual_check("symmetry", lambda c: [_js_at_point(c) - _js_at_point(c).xreplace(_SWAP)]),
+        nonnegative(_js_at_point, lambda c: (P * LogGap(_MID / P) + Q * LogGap(_MID / Q)) / 2,
+                    "JS >= 0", prepare=split_logs),
+        ProbedNonNegative("JS <= bound", lambda c: [c["bound"] * _MID - _js_at_point(c)],
+                          certificate=lambda c: (P * sp.log(1 + Q / P) + Q * sp.log(1 + P / Q)) / 2,
+                          prepare=split_logs, probes=_RATIO_PROBES),
     ),
     template=(r"0 \;\le\; \JS(p \,\Vert\, q) = \JS(q \,\Vert\, p) = $js \;\le\; $bound, "
               r"\qquad m = \tfrac12 (p + q)"),
@@ -414,45 +552,63 @@ js_bounds = register(Identity(
                r"$\tfrac12\KL(p \Vert m) + \tfrac12\KL(p \Vert m)$: the second term should be "
                r"$\KL(q \Vert m)$.",
                source="Lil'Log, \"From GAN to WGAN\" (an earlier revision of the JS expansion)"),
-        Mutant("bound_one_in_nats", {"bound": sp.Integer(1)},
-               r"\"JS is bounded by 1\": true in bits ($\log_2 2 = 1$); in nats the least upper bound, "
-               r"attained by disjoint supports, is $\log 2$.",
-               source="Lil'Log, \"From GAN to WGAN\" (the JS bounds, stated in bits)"),
+        Mutant("bound_half_log2", {"bound": sp.log(2) / 2},
+               r"$\JS \le \tfrac12\log 2$: false, since disjoint supports give $\JS = \log 2$."),
+        Mutant("without_halves", {"js": integral(p(x) * sp.log(p(x) / _m) + q(x) * sp.log(q(x) / _m))},
+               r"$\KL(p \Vert m) + \KL(q \Vert m)$ without the halves: it reaches $2\log 2$."),
+        Mutant("mixture_without_half", {"js": integral((p(x) * sp.log(p(x) / (p(x) + q(x)))
+                                                        + q(x) * sp.log(q(x) / (p(x) + q(x)))) / 2)},
+               r"$m = p + q$ instead of $\tfrac12(p + q)$: the \"divergence\" is then negative."),
     ),
     references=("lin1991divergence", "weng2017gan"),
     code=("gencode.divergences.js_quadrature", "gencode.divergences.js_monte_carlo"),
+    scope="general",
 ))
 
 _d = sym("d", positive=True)  # |p(x) - q(x)| in each of the two orderings
+_ORDERINGS = ({P: Q + _d}, {Q: P + _d})  # p > q and q > p at the point (p = q is the limit d -> 0)
 
 
-def _tv_residuals(c: Claim) -> list[sp.Expr]:
-    out = []
-    for big, small in ((P, Q), (Q, P)):  # p >= q and q >= p at the point
-        at = {big: small + _d}
-        tv, overlap = (pointwise(c[key], AT_POINT).xreplace(at) for key in ("tv", "overlap"))
-        out.append(((P + Q) / 2).xreplace(at) - tv - overlap)
-    return out
+def _tv_at(c: Claim, key: str, at: dict) -> sp.Expr:
+    return pointwise(c[key], AT_POINT).xreplace(at)
+
+
+def _tv_parts() -> list[Check]:
+    parts: list[Check] = [Check("1 - TV = int min(p, q), both orderings",
+                                lambda c: [(_MID.xreplace(at) - _tv_at(c, "tv", at) - _tv_at(c, "overlap", at))
+                                           for at in _ORDERINGS])]
+    for at in _ORDERINGS:
+        small = _MID.xreplace(at) - _d / 2  # min(p, q) at the point, in this ordering
+        parts.append(nonnegative(lambda c, at=at: _tv_at(c, "tv", at), lambda c: _d / 2, "TV >= 0"))
+        parts.append(nonnegative(lambda c, at=at: c["upper"] * _MID.xreplace(at) - _tv_at(c, "tv", at),
+                                 lambda c, small=small: small, "TV <= upper (int (p + q)/2 = 1)"))
+    return parts
 
 
 tv_bounds = register(Identity(
     id="divergences.tv.bounds",
     title=r"Total variation: $1 - \mathrm{TV} = \int \min(p, q) \in [0, 1]$",
     chapter=CHAPTER,
-    claim={"tv": integral(sp.Abs(p(x) - q(x)) / 2), "overlap": integral(sp.Min(p(x), q(x)))},
-    check=residual_check(
-        "at a point, in both orderings (p = q + d and q = p + d, d > 0): (p + q)/2 - |p - q|/2 - min(p, q); "
-        "cancel",
-        _tv_residuals,
+    claim={"tv": integral(sp.Abs(p(x) - q(x)) / 2), "overlap": integral(sp.Min(p(x), q(x))), "upper": sp.Integer(1)},
+    check=all_of(
+        "at a point, in both orderings (p = q + d and q = p + d, d > 0): (p + q)/2 - |p - q|/2 - min(p, q) "
+        "cancels; |p - q|/2 equals d/2 >= 0; upper (p + q)/2 - |p - q|/2 (using int (p + q)/2 = 1) equals "
+        "min(p, q) >= 0 (certificates); cancel",
+        *_tv_parts(),
     ),
-    template=r"\mathrm{TV}(p, q) = $tv = 1 - $overlap \in [0, 1]",
+    template=r"\mathrm{TV}(p, q) = $tv = 1 - $overlap \in [0, $upper]",
     assumptions=DENSITIES,
     mutants=(
         Mutant("without_half", {"tv": integral(sp.Abs(p(x) - q(x)))},
                r"$\int |p - q|$ without the $\tfrac12$: that is $2\,\mathrm{TV} \in [0, 2]$."),
+        Mutant("upper_half", {"upper": sp.Rational(1, 2)},
+               r"$\mathrm{TV} \le \tfrac12$: false, disjoint supports give $\mathrm{TV} = 1$."),
+        Mutant("without_absolute_value", {"tv": integral((p(x) - q(x)) / 2)},
+               r"$\tfrac12\int (p - q)$ without the absolute value, which is always 0."),
     ),
     references=("cover2006elements",),
     code=("gencode.divergences.tv_discrete",),
+    scope="general",
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -466,16 +622,19 @@ _INDEXED = {f_i: "f", p_i: "p", q_i: "q"}
 _cdf_gap = sp.Sum(p_i[jj] - q_i[jj], (jj, 1, i_))  # F_P(z_i) - F_Q(z_i)
 
 
+def _abel_total(size: sp.Expr) -> sp.Expr:
+    return sp.Sum(f_i[i_] * (p_i[i_] - q_i[i_]), (i_, 1, size))
+
+
+def _abel_general(c: Claim, size: sp.Expr) -> sp.Expr:
+    """The claim plus the boundary term f_n G_n, which vanishes when the masses are equal."""
+    return c["rhs"].subs(n, size) + f_i[size] * sp.Sum(p_i[jj] - q_i[jj], (jj, 1, size))
+
+
 def _abel_residuals(c: Claim) -> list[sp.Expr]:
-    out = []
-    for size in (2, 3, 4, 5):
-        lhs = concrete(sp.Sum(f_i[i_] * (p_i[i_] - q_i[i_]), (i_, 1, n)), n, size, _INDEXED)
-        rhs = concrete(c["rhs"], n, size, _INDEXED)
-        ps = [sp.Symbol(f"p_{i}", real=True) for i in range(1, size + 1)]
-        qs = [sp.Symbol(f"q_{i}", real=True) for i in range(1, size + 1)]
-        last = {qs[-1]: sum(ps) - sum(qs[:-1])}  # equal total mass
-        out.append((lhs - rhs).xreplace(last))
-    return out
+    base = write_out(_abel_total(1) - _abel_general(c, 1))
+    step = (_abel_total(n + 1) - _abel_total(n)) - (_abel_general(c, n + 1) - _abel_general(c, n))
+    return [base, peel(step, [n, n - 1])]
 
 
 w1_abel = register(Identity(
@@ -483,14 +642,19 @@ w1_abel = register(Identity(
     title=r"$\mathbb{E}_P f - \mathbb{E}_Q f = -\int f'(F_P - F_Q)$ on a grid: the 1-D dual of $W_1$",
     chapter=CHAPTER,
     claim={"rhs": -sp.Sum((f_i[i_ + 1] - f_i[i_]) * _cdf_gap, (i_, 1, n - 1))},
-    check=residual_check(
-        "summation by parts for n = 2, 3, 4, 5 points with symbolic f_i, p_i, q_i and equal masses; "
-        "expand; cancel",
+    check=ForEverySize(
+        "induction on the number n of grid points, of the claim plus the boundary term f_n G_n "
+        "(G_i = sum_{l <= i} (p_l - q_l), zero at i = n for equal masses): base n = 1 written out; step "
+        "n -> n + 1 with the last terms of the sums split off, normal form of finite sums; cancel. "
+        "Mutants refuted at the step n = 3 -> 4",
         _abel_residuals,
+        instances=(("n = 3", lambda e: to_instance(e, {n: 3}, {f_i: sym("f", real=True), p_i: sym("p", positive=True),
+                                                               q_i: sym("q", positive=True)})),),
     ),
     template=r"\sum_{i=1}^{n} f_i\,(p_i - q_i) = $rhs",
-    assumptions=("P = sum_i p_i delta_{z_i}, Q = sum_i q_i delta_{z_i} on a grid z_1 < ... < z_n, "
-                 "sum p_i = sum q_i; f_i = f(z_i)", "checked for n = 2, 3, 4, 5"),
+    assumptions=("P = sum_i p_i delta_{z_i}, Q = sum_i q_i delta_{z_i} on a grid z_1 < ... < z_n (any n), "
+                 "sum p_i = sum q_i; f_i = f(z_i)",
+                 "F_P(z_i) - F_Q(z_i) = sum_{l <= i} (p_l - q_l)"),
     mutants=(
         Mutant("sign", {"rhs": sp.Sum((f_i[i_ + 1] - f_i[i_]) * _cdf_gap, (i_, 1, n - 1))},
                "The sign of the summation by parts flipped."),
@@ -498,9 +662,98 @@ w1_abel = register(Identity(
                {"rhs": -sp.Sum((f_i[i_ + 1] - f_i[i_]) * sp.Sum(p_i[jj] - q_i[jj], (jj, 1, i_ + 1)),
                                (i_, 1, n - 1))},
                r"The CDF difference taken at $z_{i+1}$ instead of $z_i$."),
+        Mutant("backward_difference",
+               {"rhs": -sp.Sum((f_i[i_] - f_i[i_ - 1]) * _cdf_gap, (i_, 2, n))},
+               r"The backward difference $f_i - f_{i-1}$ paired with $F(z_i)$: an index off by one."),
     ),
     references=("villani2009optimal", "peyre2019computational"),
     code=("gencode.divergences.w1_cdf",),
+    scope="general",
+))
+
+# The supremum of the dual objective on a grid: the CDF formula of W1 from the dual side.
+G_i = sp.IndexedBase("G", real=True)  # G_i = F_P(z_i) - F_Q(z_i)
+Dz = sp.IndexedBase("Delta", positive=True)  # z_{i+1} - z_i
+_absG, _sgn = sp.IndexedBase("a", nonnegative=True), sp.IndexedBase("s", real=True)  # G_i = s_i a_i, s_i = +-1
+_t = sp.IndexedBase("t", nonnegative=True)  # any 1-Lipschitz f: f_{i+1} - f_i = s_i (t_i - 1) Delta_i, 0 <= t_i <= 2
+
+
+def _polar(expr: sp.Expr) -> sp.Expr:
+    """|G_i| = a_i and G_i = s_i a_i (a_i >= 0, s_i = sign(G_i) = +-1)."""
+    expr = expr.replace(lambda e: isinstance(e, sp.Abs) and isinstance(e.args[0], sp.Indexed) and e.args[0].base == G_i,
+                        lambda e: _absG[e.args[0].indices[0]])
+    return expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == G_i,
+                        lambda e: _sgn[e.indices[0]] * _absG[e.indices[0]])
+
+
+def _sign_squared(body: sp.Expr, limits):
+    """s_i^2 = 1."""
+    new = body.replace(lambda e: e.is_Pow and isinstance(e.base, sp.Indexed) and e.base.base == _sgn and e.exp == 2,
+                       lambda e: sp.Integer(1))
+    return None if new == body else (new, limits)
+
+
+class TermwiseSum(sp.Sum):
+    """A finite sum that SymPy may call non-negative when its terms are (an empty sum is 0);
+    ``Sum`` itself answers ``None`` when the upper bound is ``n - 1``."""
+
+    def _eval_is_nonnegative(self):
+        if self.function.is_nonnegative:
+            return True
+        return None
+
+
+def _dual_value(increment) -> sp.Expr:
+    """E_P f - E_Q f = -sum_{i<n} (f_{i+1} - f_i) G_i (summation by parts, divergences.w1.summation_by_parts)."""
+    return -sp.Sum(increment(i_) * G_i[i_], (i_, 1, n - 1))
+
+
+def _cdf_witness_residuals(c: Claim) -> list[sp.Expr]:
+    witness = _dual_value(lambda i: -sp.sign(G_i[i]) * Dz[i])  # slope -sign(F_P - F_Q)
+    witness = witness.replace(lambda e: isinstance(e, sp.sign), lambda e: _sgn[e.args[0].indices[0]])
+    return [_polar(witness - c["sup"])]
+
+
+def _cdf_instance(e: sp.Expr) -> sp.Expr:
+    """n = 3 grid points with crossing CDFs: s = (+1, -1)."""
+    out = to_instance(e, {n: 3}, {_absG: sym("a", positive=True), _sgn: sym("s", real=True),
+                                   Dz: sym("Delta", positive=True), G_i: sym("G", real=True)})
+    return out.xreplace({s_: (1 if s_.name == "s_1" else -1) for s_ in out.free_symbols if s_.name in ("s_1", "s_2")})
+
+
+w1_cdf_formula = register(Identity(
+    id="divergences.w1.cdf_formula",
+    title=r"On a grid, the best 1-Lipschitz witness attains $\int |F_P - F_Q|$, and no witness exceeds it",
+    chapter=CHAPTER,
+    claim={"sup": sp.Sum(sp.Abs(G_i[i_]) * Dz[i_], (i_, 1, n - 1))},
+    check=all_of(
+        "for every n, by summation by parts E_P f - E_Q f = -sum_i (f_{i+1} - f_i) G_i: the witness with "
+        "f_{i+1} - f_i = -sign(G_i) Delta_i gives the claim (G_i = s_i |G_i|, s_i^2 = 1; normal form of "
+        "finite sums); for any f with |f_{i+1} - f_i| <= Delta_i, written f_{i+1} - f_i = s_i (t_i - 1) Delta_i "
+        "with 0 <= t_i <= 2, claim - (E_P f - E_Q f) = sum_i t_i Delta_i |G_i| >= 0 (certificate); cancel. "
+        "Mutants refuted on n = 3 with crossing distribution functions",
+        ForEverySize("witness", _cdf_witness_residuals, rules=(_sign_squared,),
+                     instances=(("n = 3, crossing CDFs", _cdf_instance),)),
+        nonnegative(lambda c: _polar(c["sup"] - _dual_value(lambda i: _sgn[i] * (_t[i] - 1) * Dz[i])),
+                    lambda c: TermwiseSum(_t[i_] * Dz[i_] * _absG[i_], (i_, 1, n - 1)), "no witness exceeds it",
+                    prepare=lambda e: expand_sums(e, rules=(_sign_squared,))),
+    ),
+    template=(r"\sup_{\|f\|_{\mathrm{Lip}} \le 1} \E_P f - \E_Q f = $sup = \int |F_P(z) - F_Q(z)|\, \d z, "
+              r"\qquad G_i = F_P(z_i) - F_Q(z_i),\ \Delta_i = z_{i+1} - z_i"),
+    assumptions=("P, Q on a grid z_1 < ... < z_n (any n) with equal total mass; F_P - F_Q is the step function "
+                 "equal to G_i on [z_i, z_{i+1})",
+                 "a 1-Lipschitz f enters only through f(z_i), with |f(z_{i+1}) - f(z_i)| <= Delta_i, and every such "
+                 "sequence extends to a 1-Lipschitz f (linear interpolation)"),
+    mutants=(
+        Mutant("without_absolute_value", {"sup": sp.Sum(G_i[i_] * Dz[i_], (i_, 1, n - 1))},
+               r"$\sum_i G_i \Delta_i = \E_Q X - \E_P X$ up to sign, the difference of the means: it equals "
+               r"$W_1$ only when the distribution functions do not cross."),
+        Mutant("half", {"sup": sp.Sum(sp.Abs(G_i[i_]) * Dz[i_], (i_, 1, n - 1)) / 2},
+               r"Half the area between the distribution functions."),
+    ),
+    references=("villani2009optimal", "peyre2019computational"),
+    code=("gencode.divergences.w1_cdf",),
+    scope="general",
 ))
 
 ms1, ms2 = sym("m_1", real=True), sym("m_2", real=True)
@@ -543,6 +796,7 @@ w1_gaussian = register(Identity(
     ),
     references=("villani2009optimal", "peyre2019computational"),
     code=("gencode.divergences.wasserstein_1d", "gencode.divergences.w1_exact"),
+    scope="general",
 ))
 
 # The disjoint-supports example: P = law of (0, Z), Q_theta = law of (theta, Z), Z ~ U[0, 1].
@@ -550,42 +804,71 @@ theta = sym("theta", real=True)
 _tpos = sym("tau", positive=True)
 
 
+_z = sym("z", real=True)
+_mix = sym("delta", (0, 1), positive=True)
+_ON_SEGMENTS = ((sp.Integer(1), sp.Integer(0)), (sp.Integer(0), sp.Integer(1)))
+"""(p, q) on P's segment and on Q's segment: densities with respect to length on the union of the two."""
+
+
+def _xlogy(a: sp.Expr, b: sp.Expr) -> sp.Expr:
+    return sp.Integer(0) if a == 0 else a * sp.log(a / b)  # 0 log 0 = 0
+
+
+def _over_segments(integrand) -> sp.Expr:
+    """Sum over the two segments of int_0^1 integrand(p, q) dz."""
+    return sum((sp.integrate(integrand(pv, qv), (_z, 0, 1)) for pv, qv in _ON_SEGMENTS), sp.Integer(0))
+
+
 def _segments_residuals(c: Claim) -> list[sp.Expr]:
-    z = sp.Symbol("z")
-    # Where p > 0, q = 0 (and vice versa); the densities are 1 on their segments and m = 1/2 there.
-    js = (sp.integrate(1 * sp.log(1 / sp.Rational(1, 2)), (z, 0, 1))
-          + sp.integrate(1 * sp.log(1 / sp.Rational(1, 2)), (z, 0, 1))) / 2
-    tv = (sp.integrate(sp.Integer(1), (z, 0, 1)) + sp.integrate(sp.Integer(1), (z, 0, 1))) / 2
-    out = [c["js"] - js, c["tv"] - tv]
+    js = _over_segments(lambda pv, qv: (_xlogy(pv, (pv + qv) / 2) + _xlogy(qv, (pv + qv) / 2)) / 2)
+    tv = _over_segments(lambda pv, qv: sp.Abs(pv - qv) / 2)
+    # KL(P || Q) is infinite: KL is convex in its second argument, so for every delta in (0, 1)
+    # KL(P || Q) >= KL(P || (1 - delta) Q + delta P) / (1 - delta), and the right side -> infinity.
+    kl_mixture = _over_segments(lambda pv, qv: _xlogy(pv, (1 - _mix) * qv + _mix * pv))
+    lower = kl_mixture / (1 - _mix)
+    out = [split_logs(c["js"] - js), c["tv"] - tv, sp.limit(1 / lower, _mix, 0, "+") - 1 / c["kl"]]
     for th in (_tpos, -_tpos):  # theta > 0 and theta < 0
         w1 = c["w1"].xreplace({theta: th})
-        cost = sp.sqrt((0 - th) ** 2 + (z - z) ** 2)  # coupling (0, z) -> (theta, z)
-        sign = 1 if th.is_positive else -1
-        dual = (-sign * 0) - (-sign * th)  # f(x, y) = -sign(theta) x: E_P f - E_Q f
-        out += [w1 - cost, w1 - dual]
+        cost = sp.integrate(sp.sqrt((0 - th) ** 2 + (_z - _z) ** 2), (_z, 0, 1))  # coupling (0, z) -> (theta, z)
+        xs, ys = sym("x_1", real=True), sym("x_2", real=True)
+        witness = -sp.sign(th) * xs  # f(x_1, x_2) = -sign(theta) x_1
+        lipschitz = sp.sqrt(sp.diff(witness, xs) ** 2 + sp.diff(witness, ys) ** 2) - 1  # |grad f| = 1
+        dual = (sp.integrate(witness.xreplace({xs: 0, ys: _z}), (_z, 0, 1))
+                - sp.integrate(witness.xreplace({xs: th, ys: _z}), (_z, 0, 1)))
+        out += [w1 - cost, w1 - dual, lipschitz]
     return out
 
 
 segments = register(Identity(
     id="divergences.disjoint_segments",
-    title="Two parallel segments: JS and TV saturate, W1 sees the distance",
+    title="Two parallel segments: KL is infinite, JS and TV saturate, W1 sees the distance",
     chapter=CHAPTER,
-    claim={"js": sp.log(2), "tv": sp.Integer(1), "w1": sp.Abs(theta)},
+    claim={"js": sp.log(2), "tv": sp.Integer(1), "w1": sp.Abs(theta), "kl": sp.oo},
     check=residual_check(
-        "JS and TV by integrating over the two disjoint supports; W1 by the horizontal coupling "
-        "(upper bound) and the witness f(x, y) = -sign(theta) x (lower bound), theta > 0 and < 0; cancel",
+        "JS and TV by integrating over the two disjoint segments (p, q) = (1, 0) and (0, 1), 0 log 0 = 0; "
+        "KL: by convexity in the second argument KL(P || Q) >= KL(P || (1 - delta) Q + delta P)/(1 - delta) "
+        "= log(1/delta)/(1 - delta) for every delta in (0, 1), whose reciprocal -> 0 as delta -> 0 "
+        "(compared with 1/claim); W1 by the horizontal coupling (upper bound) and the 1-Lipschitz witness "
+        "f(x_1, x_2) = -sign(theta) x_1 (lower bound), theta > 0 and < 0; cancel",
         _segments_residuals,
     ),
     template=(r"\JS(P, Q_\theta) = $js, \qquad \mathrm{TV}(P, Q_\theta) = $tv, \qquad "
-              r"W_1(P, Q_\theta) = $w1, \qquad \KL(P \,\Vert\, Q_\theta) = \infty \quad (\theta \ne 0)"),
-    assumptions=("P is the law of (0, Z), Q_theta that of (theta, Z), Z ~ U[0, 1]; theta != 0",),
+              r"W_1(P, Q_\theta) = $w1, \qquad \KL(P \,\Vert\, Q_\theta) = $kl \quad (\theta \ne 0)"),
+    assumptions=("P is the law of (0, Z), Q_theta that of (theta, Z), Z ~ U[0, 1]; theta != 0",
+                 "KL is jointly convex, in particular convex in its second argument; KL(P || P) = 0"),
     mutants=(
         Mutant("tv_without_half", {"tv": sp.Integer(2)}, r"$\int |p - q|$ without the $\tfrac12$."),
         Mutant("w1_signed", {"w1": theta}, r"$\theta$ for $|\theta|$."),
         Mutant("js_zero", {"js": sp.Integer(0)},
                r"JS taken to be 0 because the densities never overlap (they are disjoint, not equal)."),
+        Mutant("kl_saturates", {"kl": sp.log(2)},
+               r"KL taken to saturate at $\log 2$ like JS: it is infinite."),
+        Mutant("kl_of_unit_gaussians", {"kl": theta**2 / 2},
+               r"$\theta^2/2$, the KL between unit-variance Gaussians a distance $\theta$ apart: finite "
+               r"because Gaussians overlap; the segments do not."),
     ),
     references=("arjovsky2017towards",),
+    scope="general",
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -615,6 +898,7 @@ fisher_gaussian = register(Identity(
     references=("hyvarinen2005estimation",),
     code=("gencode.divergences.fisher_divergence",),
     display={"fisher": sp.Add((m1 - m2) ** 2 / s2**4, s1**2 * (1 / s1**2 - 1 / s2**2) ** 2, evaluate=False)},
+    scope="general",
 ))
 
 mom1, mom2 = sym("M_1", real=True), sym("M_2", positive=True)
@@ -645,9 +929,12 @@ moment_matching = register(Identity(
     mutants=(
         Mutant("second_moment_for_variance", {"variance": mom2},
                r"The raw second moment $\E_p[x^2]$ for the variance."),
+        Mutant("mean_not_squared", {"variance": mom2 - mom1},
+               r"$M_2 - M_1$: the mean subtracted without its square."),
     ),
     references=("bishop2006pattern", "minka2005divergence"),
     code=("gencode.divergences.fit_gaussian_kl",),
     display={"variance": sp.Add(mom2, -mom1**2, evaluate=False)},
+    scope="general",
 ))
 

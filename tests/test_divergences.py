@@ -10,6 +10,7 @@ estimates are compared within 4 standard errors.
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -122,6 +123,56 @@ def test_js_symmetric_bounded_and_estimators_agree(device: torch.device, generat
                              torch.tensor([0, 0, 0.5, 0.5], dtype=torch.float64))) == pytest.approx(math.log(2), rel=RTOL)
 
 
+def _js_se_calibration(device: torch.device, generator: torch.Generator, repeats: int = 400, n: int = 400):
+    """Repeated JS estimates from independent samples: their empirical spread, the RMS of the
+    standard errors the estimator reports, their mean, and the quadrature value."""
+    p = Normal(torch.tensor(0.0, dtype=torch.float64, device=device), 1.0)
+    q = Normal(torch.tensor(1.0, dtype=torch.float64, device=device), 1.5)
+    xp = torch.randn(repeats, n, generator=generator, device=device, dtype=torch.float64)
+    xq = 1.0 + 1.5 * torch.randn(repeats, n, generator=generator, device=device, dtype=torch.float64)
+    runs = [js_monte_carlo(p.log_prob, q.log_prob, xp[r], xq[r]) for r in range(repeats)]
+    values = torch.stack([e.value for e in runs])
+    stderrs = torch.stack([e.stderr for e in runs])
+    quad = float(js_quadrature(p.log_prob, q.log_prob, -15, 15, device=device))
+    return float(values.std()), float(stderrs.square().mean().sqrt()), float(values.mean()), quad
+
+
+# 400 repeats: the sample standard deviation of 400 near-Gaussian estimates has a relative standard
+# error of 1/sqrt(2 * 399) = 3.5%, and the reported standard errors vary much less than that, so the
+# ratio of spread to reported error is 1 within 0.15 (over 4 standard errors). A standard error that
+# forgets the 1/2 of JS = (a + b)/2 gives a ratio of 0.5; one that adds the two terms' errors instead
+# of their variances gives about 0.74 (equal terms: 1/sqrt(2)); both are far outside.
+SE_RATIO_TOL = 0.15
+
+
+@pytest.mark.validates("divergences.js.bounds")
+def test_js_monte_carlo_standard_error_matches_the_spread(device: torch.device, generator: torch.Generator) -> None:
+    spread, reported, mean, quad = _js_se_calibration(device, generator)
+    assert abs(spread / reported - 1) < SE_RATIO_TOL
+    # unbiased: the mean of 400 estimates is within 4 standard errors (reported / sqrt(400)) of quadrature
+    assert abs(mean - quad) < 4 * reported / math.sqrt(400)
+
+
+@pytest.mark.parametrize("broken", ["without_half", "errors_added"])
+def test_js_standard_error_check_catches_a_broken_formula(broken: str, device: torch.device,
+                                                          generator: torch.Generator,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # The same calibration, run against js_monte_carlo with its standard error broken in two plausible
+    # ways, must fail: the test above has teeth.
+    import gencode.divergences as gdiv
+
+    def wrong(log_p, log_q, x_p, x_q):
+        def log_m(x):
+            return torch.logaddexp(log_p(x), log_q(x)) - math.log(2)
+        a, b = gdiv._mean_se(log_p(x_p) - log_m(x_p)), gdiv._mean_se(log_q(x_q) - log_m(x_q))
+        se = (a.stderr**2 + b.stderr**2).sqrt() if broken == "without_half" else 0.5 * (a.stderr + b.stderr)
+        return gdiv.Estimate(0.5 * (a.value + b.value), se)
+
+    monkeypatch.setattr(sys.modules[__name__], "js_monte_carlo", wrong)
+    spread, reported, _, _ = _js_se_calibration(device, generator)
+    assert abs(spread / reported - 1) > SE_RATIO_TOL
+
+
 def test_kl_monte_carlo_agrees_with_closed_form(device: torch.device, generator: torch.Generator) -> None:
     p, q = Normal(0.3, 1.2), Normal(-0.5, 0.8)
     x = 0.3 + 1.2 * torch.randn(40000, generator=generator, device=device, dtype=torch.float64)
@@ -176,7 +227,7 @@ def test_w1_sorting_cdf_pot_and_dual_lp_agree(device: torch.device, generator: t
     assert (dual.f[:, None] - dual.g[None, :] <= cost + 1e-9).all()  # dual feasibility
 
 
-@pytest.mark.validates("divergences.w1.summation_by_parts")
+@pytest.mark.validates("divergences.w1.summation_by_parts", "divergences.w1.cdf_formula")
 def test_cdf_formula_and_the_witness(generator: torch.Generator) -> None:
     n = 5
     z = torch.sort(torch.randn(n, generator=generator, dtype=torch.float64)).values
@@ -194,6 +245,14 @@ def test_cdf_formula_and_the_witness(generator: torch.Generator) -> None:
     w1 = float(w1_cdf(z, z, p, q))
     assert lhs == pytest.approx(w1, rel=1e-12)  # the witness attains W1 = int |F_P - F_Q|
     assert w1 == pytest.approx(float(w1_exact(z, z, p, q)), rel=1e-9)
+    # the registered supremum sum_i |G_i| Delta_i, lambdified for n = 5, is what w1_cdf computes
+    sup = dv.concrete(dv.w1_cdf_formula.claim["sup"], dv.n, n, {dv.G_i: "G", dv.Dz: "Delta"})
+    args = [sp.Symbol(f"{b}_{i}", real=True) for b in ("G", "Delta") for i in range(1, n)]
+    assert sp.lambdify(args, sup)(*_np(torch.cat([cdf_gap, z.diff()]))) == pytest.approx(w1, rel=1e-12)
+    # no other 1-Lipschitz f does better: random slopes in [-1, 1] on each gap
+    slopes = 2 * torch.rand(200, n - 1, generator=generator, dtype=torch.float64) - 1
+    fs = torch.cat([torch.zeros(200, 1, dtype=torch.float64), (slopes * z.diff()).cumsum(1)], 1)
+    assert float((fs * (p - q)).sum(1).max()) <= w1 + 1e-12
 
 
 def test_disjoint_segments_numerically(generator: torch.Generator) -> None:
@@ -259,3 +318,23 @@ def test_bad_input_raises(bad, names) -> None:
     # the error names the offending argument
     with pytest.raises((ValueError, TypeError), match=names):
         bad()
+
+
+@pytest.mark.parametrize("bound, expected", [(sp.log(2), "proved"), (sp.Integer(1), "inconclusive"),
+                                             (sp.log(3), "inconclusive"), (sp.log(2) / 2, "refuted"),
+                                             (sp.Rational(2, 3), "refuted")])
+def test_js_bound_is_checked_as_an_inequality(bound: sp.Expr, expected: str) -> None:
+    # A true but weaker bound (1 or log 3 nats) must never be "refuted"; a false one (below log 2) must.
+    verdict = dv.js_bounds.check(dv.js_bounds.claim | {"bound": bound})
+    assert verdict.status.value == expected
+
+
+@pytest.mark.parametrize("upper, expected", [(1, "proved"), (2, "inconclusive"), (sp.Rational(1, 2), "refuted")])
+def test_tv_bound_is_checked_as_an_inequality(upper, expected: str) -> None:
+    verdict = dv.tv_bounds.check(dv.tv_bounds.claim | {"upper": sp.Integer(upper) if isinstance(upper, int) else upper})
+    assert verdict.status.value == expected
+
+
+@pytest.mark.parametrize("bound, expected", [(dv.u - 1, "proved"), (dv.u, "inconclusive"), ((dv.u - 1) / 2, "refuted")])
+def test_log_inequality_is_checked_as_an_inequality(bound: sp.Expr, expected: str) -> None:
+    assert dv.log_inequality.check(dv.log_inequality.claim | {"bound": bound}).status.value == expected
