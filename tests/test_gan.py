@@ -197,16 +197,30 @@ def test_gan_learns_a_1d_mixture(device: torch.device) -> None:
 
 
 @pytest.mark.slow
-def test_gan_on_eight_gaussians_trains_and_samples(device: torch.device) -> None:
+def test_gan_on_eight_gaussians_reaches_every_mode(device: torch.device) -> None:
     data = eight_gaussians(dtype=torch.float32, device=device)
-    torch.manual_seed(0)
+    torch.manual_seed(1)
     gan = GAN(data_dim=2, latent_dim=2, hidden=64, depth=2).to(device)
-    res = train_adversarial(gan, data.sample, steps=300, batch_size=256, snapshot_every=100, n_snapshot=500)
-    assert res.snapshots.shape == (4, 500, 2) and res.snapshot_steps == [0, 100, 200, 300]
+    res = train_adversarial(gan, data.sample, steps=1000, batch_size=128, lr_d=2e-3, lr_g=2e-3,
+                            snapshot_every=250, n_snapshot=2000)
+    assert res.snapshots.shape == (5, 2000, 2) and res.snapshot_steps == [0, 250, 500, 750, 1000]
     assert torch.isfinite(res.d_losses).all() and torch.isfinite(res.g_losses).all()
-    # samples have moved towards the ring of radius 2 (they start near the origin)
-    radius = res.snapshots[-1].norm(dim=-1).mean()
-    assert radius > res.snapshots[0].norm(dim=-1).mean()
+
+    def near_modes(x: torch.Tensor) -> tuple[int, float]:
+        # a sample belongs to a mode when it lies within 3 sd (0.3) of its centre; the data have
+        # 1 - exp(-9/2) = 98.9% of their samples that close, and every mode 12.4% of them
+        dist = torch.cdist(x.to(device), data.means)
+        near = dist.min(-1).values < 0.3
+        shares = torch.bincount(dist.argmin(-1)[near], minlength=8) / x.shape[0]
+        return int((shares >= 0.02).sum()), float(near.float().mean())
+
+    assert near_modes(res.snapshots[0]) == (0, 0.0)  # the untrained generator sits near the origin
+    modes, frac = near_modes(res.snapshots[-1])
+    # measured on CPU: 8 of 8 modes, 37% of the samples near a mode (the rest on bridges between
+    # modes); we require every mode and a quarter of the samples near one, which a collapsed
+    # generator (few modes) or one spread over the disc (~5% near a mode) fails
+    assert modes == 8
+    assert frac > 0.25
 
 
 def test_train_adversarial_rejects_bad_arguments() -> None:
