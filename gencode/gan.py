@@ -321,6 +321,7 @@ def fit_pair(
     batch_size: int,
     lr: float = 1e-3,
     seed: int = 0,
+    **fit_kwargs,
 ) -> TrainResult:
     """Minimise ``loss(real, fake)`` over ``module`` with :func:`gencode.train.fit`, each batch holding
     ``batch_size`` fresh samples of each of two *fixed* distributions.
@@ -330,6 +331,7 @@ def fit_pair(
         module: the network trained (a discriminator or a critic).
         sample_p, sample_q: ``(n, generator) -> (n, d)`` samplers (e.g. ``GaussianMixture.sample``).
         steps, batch_size, lr, seed: as in :func:`gencode.train.fit`.
+        **fit_kwargs: further options of :func:`gencode.train.fit` (``lr_schedule``, ``ema_decay``).
 
     Returns:
         The :class:`~gencode.train.TrainResult`.
@@ -338,7 +340,7 @@ def fit_pair(
         return torch.cat([sample_p(n, generator), sample_q(n, generator)])  # (2n, d)
 
     return fit(lambda batch: loss(batch[:batch_size], batch[batch_size:]), module, draw,
-               steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+               steps=steps, batch_size=batch_size, lr=lr, seed=seed, **fit_kwargs)
 
 
 def fit_discriminator(discriminator: nn.Module, sample_p: Sampler, sample_q: Sampler, **fit_kwargs) -> TrainResult:
