@@ -246,3 +246,24 @@ def test_train_adversarial_is_deterministic() -> None:
         gan = GAN(1, hidden=8)
         outs.append(train_adversarial(gan, data, steps=5, batch_size=8, seed=3).g_losses)
     assert torch.equal(outs[0], outs[1])
+
+
+def test_train_adversarial_ema_is_the_bias_corrected_average_of_the_iterates() -> None:
+    # Two generator steps with decay 1/2: the average is (1/4 th1 + 1/2 th2) / (1 - 1/4)
+    # = th1/3 + 2 th2/3, where th1, th2 are the iterates of the same (deterministic) run.
+    data = torch.randn(64, 1, generator=torch.Generator().manual_seed(0))
+
+    def run(steps: int, ema_decay: float | None) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        gan = GAN(1, hidden=8)
+        train_adversarial(gan, data, steps=steps, batch_size=8, seed=3, lr_g=0.1, ema_decay=ema_decay)
+        return [p.detach().clone() for p in gan.generator.parameters()]
+
+    th1, th2, avg = run(1, None), run(2, None), run(2, 0.5)
+    assert any((a - b).abs().max() > 1e-3 for a, b in zip(th1, th2))  # the iterates differ
+    for a, b, c in zip(th1, th2, avg):
+        torch.testing.assert_close(c, a / 3 + 2 * b / 3, rtol=1e-5, atol=1e-6)  # float32 round-off
+    for a, b in zip(run(2, 0.0), th2):  # decay 0: the last iterate
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="ema_decay"):
+        train_adversarial(GAN(1, hidden=8), data, steps=1, batch_size=8, ema_decay=1.0)
