@@ -6,12 +6,18 @@ The Frechet distance between two Gaussians is their squared Wasserstein-2 distan
 
 and FID is this number for Gaussians fitted to features of real and generated samples.  Registered:
 
-1. ``fid.frechet_1d``: in one dimension it is ``(m_1 - m_2)^2 + (s_1 - s_2)^2``; the monotone
-   coupling attains it, no coupling does better (the covariance of a coupling is at most
-   ``s_1 s_2``), and the trace formula gives the same number;
-2. ``fid.frechet_commuting``: for commuting covariances (a common eigenbasis) the trace term is
-   ``||S_1^{1/2} - S_2^{1/2}||_F^2``, checked on 2 x 2 matrices with a symbolic rotation (the
-   claimed square roots are verified by squaring them);
+0. ``fid.frechet_coupling`` (general, any dimension, any covariances): the linear map
+   ``T = S_1^{-1/2} (S_1^{1/2} S_2 S_1^{1/2})^{1/2} S_1^{-1/2}`` pushes ``N(mu_1, S_1)`` to
+   ``N(mu_2, S_2)`` at the cost given by the Frechet formula, so ``W_2^2`` is at most the formula;
+   checked with matrix symbols (noncommutative algebra, cyclicity of the trace).  That no coupling
+   does better is Dowson and Landau's theorem: cited, and checked in 1-D and for commuting
+   covariances below;
+1. ``fid.frechet_1d`` (general): in one dimension it is ``(m_1 - m_2)^2 + (s_1 - s_2)^2``; the
+   monotone coupling attains it, and every coupling costs this plus twice the slack
+   ``s_1 s_2 - Cov(X, Y) >= 0`` (Cauchy-Schwarz);
+2. ``fid.frechet_commuting`` (general, any dimension): for covariances with a common eigenbasis the
+   trace term is ``sum_i (a_i - c_i)^2 = ||S_1^{1/2} - S_2^{1/2}||_F^2`` (the claimed square roots
+   are verified by squaring them);
 3. ``fid.mean_bias``: the mean term of a plug-in estimate from ``n`` samples each is biased upwards
    by ``(tr S_1 + tr S_2) / n``: FID between two samples of one law is not zero;
 4. ``prdc.coverage_identical``: for two samples of one continuous law (``n`` each) the expected
@@ -24,9 +30,117 @@ i.i.d. when both samples come from one continuous law, so their ranks are unifor
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sympy as sp
 
-from .core import Claim, Check, Identity, Mutant, equal, gaussian_expectation, register, sym
+from .core import Claim, Check, Identity, Mutant, Status, Verdict, equal, gaussian_expectation, register, sym
+from .finite_sums import SumIdentity
+
+# ---------------------------------------------------------------------------------------------
+# 0. The Frechet formula is the cost of a Gaussian coupling (any dimension, any covariances).
+
+_d = sym("d", (1, 20), integer=True, positive=True)
+_S1, _S2, _M, _C = (sp.MatrixSymbol(n, _d, _d) for n in ("Sigma_1", "Sigma_2", "M", "C"))
+_tr = sp.Trace
+_REWRITE = {_S1: _M * _M}  # M = Sigma_1^{1/2}
+_ROOT = (_C * _C, _M * _S2 * _M)  # C = (M Sigma_2 M)^{1/2}
+_T = _M.I * _C * _M.I  # the optimal map, symmetric (M, C symmetric)
+
+
+def _reduce(e: sp.Expr) -> sp.Expr:
+    """Substitute Sigma_1 = M M and C C = M Sigma_2 M, and cancel M M^{-1}."""
+    e = e.subs(_REWRITE).doit()
+    return e.subs(*_ROOT).doit()
+
+
+def _cyclic(tr: sp.Expr) -> sp.Expr:
+    """A trace of a product rotated so that no ``M^{-1} ... M`` pair is left (tr(AB) = tr(BA))."""
+    arg = tr.arg
+    if not isinstance(arg, sp.MatMul):
+        return tr
+    factors = list(arg.args)
+    best = tr
+    for k in range(len(factors)):
+        rotated = sp.MatMul(*(factors[k:] + factors[:k])).doit()
+        cand = _tr(rotated)
+        if sp.count_ops(cand) < sp.count_ops(best):
+            best = cand
+    return best
+
+
+def _traces(e: sp.Expr) -> sp.Expr:
+    """Expand a trace of a sum into a sum of traces, reduce each, rotate each."""
+    e = sp.expand(e.doit())
+    out = sp.Integer(0)
+    for term in sp.Add.make_args(e):
+        coeff, rest = term.as_coeff_Mul()
+        if isinstance(rest, sp.Trace):
+            inner = sp.expand(_reduce(rest.arg))
+            parts = sp.Add.make_args(inner) if isinstance(inner, sp.MatAdd) else (inner,)
+            for part in parts:
+                c2, mat = part.as_coeff_mmul() if hasattr(part, "as_coeff_mmul") else (1, part)
+                out += coeff * c2 * _cyclic(_tr(sp.MatMul(*mat.args).doit() if isinstance(mat, sp.MatMul) else mat))
+        else:
+            out += term
+    return out
+
+
+@dataclass(frozen=True)
+class MatrixCoupling(Check):
+    """Proof with matrix symbols of any size d; refutation in d = 1, where every matrix is a
+    positive number (``M = a``, ``Sigma_2 = b^2``, ``C = a b``) and a plain :class:`Check` applies."""
+
+    def __call__(self, claim: Claim, seed: int = 0) -> Verdict:
+        push = _reduce(_T * _S1 * _T) - claim["pushforward"]
+        cost = _traces(claim["cost"]) - _traces(_tr(_S1) + _tr(_S2) - 2 * _tr(_S1 * _T))
+        zero_push = sp.expand(push.doit()) == sp.ZeroMatrix(_d, _d) or push.doit() == 0
+        if zero_push and sp.expand(cost) == 0:
+            return Verdict(Status.PROVED, self.method)
+        a, b = sp.Symbol("a_1d", positive=True), sp.Symbol("b_1d", positive=True)
+        one = {_M: a, _S1: a**2, _S2: b**2, _C: a * b}
+
+        def scalar(e: sp.Expr) -> sp.Expr:
+            e = e.subs({_tr: sp.Lambda(sp.Symbol("X"), sp.Symbol("X"))}) if False else e
+            e = e.replace(lambda x: isinstance(x, sp.Trace), lambda x: x.arg)
+            e = e.subs({k: sp.Matrix([[v]]) for k, v in one.items()}).doit()
+            return e[0, 0] if isinstance(e, sp.MatrixBase) else e
+
+        def residuals(c: Claim) -> list[sp.Expr]:
+            t1 = scalar(c["pushforward"])
+            return [a**-1 * (a * b) * a**-1 * a**2 * a**-1 * (a * b) * a**-1 - t1,
+                    scalar(c["cost"]) - (a**2 + b**2 - 2 * a * b)]
+
+        verdict = Check(self.method, residuals, tries=self.tries)(claim, seed)
+        if verdict.status is Status.REFUTED:
+            return Verdict(Status.REFUTED, self.method, str(cost)[:160], verdict.witness)
+        return Verdict(Status.INCONCLUSIVE, self.method, str(cost)[:160])
+
+
+frechet_coupling = register(Identity(
+    id="fid.frechet_coupling",
+    title="The Frechet formula is the cost of a Gaussian coupling (an upper bound on W2^2, any d)",
+    chapter="evaluation",
+    claim={"pushforward": _S2, "cost": _tr(_S1) + _tr(_S2) - 2 * _tr(_C)},
+    check=MatrixCoupling("matrix symbols of any size d: Sigma_1 = M^2, C^2 = M Sigma_2 M, M M^{-1} = I, "
+                         "trace linear and cyclic; refutation in d = 1", lambda c: []),
+    template=(r"T = \Sigma_1^{-1/2} C\, \Sigma_1^{-1/2}:\quad T \Sigma_1 T = $pushforward, \qquad "
+              r"\mathbb{E}\|X - TX\|^2 = $cost, \qquad C = igl(\Sigma_1^{1/2}\Sigma_2\Sigma_1^{1/2}igr)^{1/2}"),
+    assumptions=("Sigma_1, Sigma_2 symmetric positive definite, any dimension d; M = Sigma_1^{1/2}",
+                 "X ~ N(0, Sigma_1); TX ~ N(0, T Sigma_1 T) since T is symmetric; "
+                 "E||X - TX||^2 = tr((I - T) Sigma_1 (I - T)) = tr Sigma_1 - 2 tr(Sigma_1 T) + tr(T Sigma_1 T)",
+                 "the means add ||mu_1 - mu_2||^2 (translate by mu_2 - mu_1); optimality of this coupling "
+                 "is Dowson and Landau's theorem (cited)"),
+    mutants=(
+        Mutant("missing_two", {"cost": _tr(_S1) + _tr(_S2) - _tr(_C)}, "The factor 2 of the cross term dropped."),
+        Mutant("no_root", {"cost": _tr(_S1) + _tr(_S2) - 2 * _tr(_M * _S2 * _M)},
+               r"The cross term without its square root, $\operatorname{tr}(\Sigma_1^{1/2}\Sigma_2\Sigma_1^{1/2})$."),
+        Mutant("push_is_sigma1", {"pushforward": _S1}, r"The map taken to preserve $\Sigma_1$."),
+    ),
+    references=("dowson1982frechet", "heusel2017gans"),
+    code=("gencode.metrics.frechet_distance",),
+    scope="general",
+))
 
 # ---------------------------------------------------------------------------------------------
 # 1. One dimension.
@@ -34,15 +148,17 @@ from .core import Claim, Check, Identity, Mutant, equal, gaussian_expectation, r
 m1, m2 = sym("m_1", real=True), sym("m_2", real=True)
 s1, s2 = sym("s_1", positive=True), sym("s_2", positive=True)
 x = sym("x", real=True)
+slack = sym("t", positive=True)  # s_1 s_2 - Cov(X, Y) >= 0
 
 
 def _frechet_1d_residuals(claim: Claim) -> list[sp.Expr]:
     y = m2 + s2 / s1 * (x - m1)  # the monotone (quantile) coupling: Y = T(X)
     monotone = gaussian_expectation((x - y) ** 2, x, m1, s1**2)
-    # any coupling: E(X - Y)^2 = (m_1 - m_2)^2 + s_1^2 + s_2^2 - 2 Cov(X, Y), and Cov <= s_1 s_2
-    best_bound = (m1 - m2) ** 2 + s1**2 + s2**2 - 2 * s1 * s2
+    # any coupling (X, Y) with Cov(X, Y) = s_1 s_2 - t, t >= 0 by Cauchy-Schwarz: its cost is
+    # E(X - Y)^2 = (E X - E Y)^2 + Var X + Var Y - 2 Cov(X, Y), which must be the claim plus 2 t
+    any_coupling = (m1 - m2) ** 2 + s1**2 + s2**2 - 2 * (s1 * s2 - slack)
     trace_formula = (m1 - m2) ** 2 + s1**2 + s2**2 - 2 * sp.sqrt(sp.sqrt(s1**2) * s2**2 * sp.sqrt(s1**2))
-    return [monotone - claim["W2sq"], best_bound - claim["W2sq"], trace_formula - claim["W2sq"]]
+    return [monotone - claim["W2sq"], any_coupling - (claim["W2sq"] + 2 * slack), trace_formula - claim["W2sq"]]
 
 
 frechet_1d = register(Identity(
@@ -50,10 +166,11 @@ frechet_1d = register(Identity(
     title="The Frechet (W2) distance between two 1-D Gaussians",
     chapter="evaluation",
     claim={"W2sq": (m1 - m2) ** 2 + (s1 - s2) ** 2},
-    check=Check("Gaussian moments of the monotone coupling; the Cauchy-Schwarz bound Cov <= s_1 s_2 "
-                "attained; the trace formula; cancel", _frechet_1d_residuals),
+    check=Check("Gaussian moments of the monotone coupling; every coupling costs the claim plus 2 (s_1 s_2 - Cov) "
+                ">= 0; the trace formula; cancel", _frechet_1d_residuals),
     template=r"W_2^2\bigl(\mathcal{N}(m_1, s_1^2), \mathcal{N}(m_2, s_2^2)\bigr) = $W2sq",
-    assumptions=("s_1, s_2 > 0", "W_2^2 = min over couplings of E (X - Y)^2"),
+    assumptions=("s_1, s_2 > 0", "W_2^2 = min over couplings of E (X - Y)^2",
+                 "Cov(X, Y) <= s_1 s_2 (Cauchy-Schwarz)"),
     mutants=(
         Mutant("variances", {"W2sq": (m1 - m2) ** 2 + (s1**2 - s2**2) ** 2},
                "Variances compared where standard deviations belong."),
@@ -62,62 +179,56 @@ frechet_1d = register(Identity(
     ),
     references=("dowson1982frechet", "heusel2017gans"),
     code=("gencode.metrics.frechet_distance",),
+    scope="general",
 ))
 
 # ---------------------------------------------------------------------------------------------
 # 2. Commuting covariances in two dimensions.
 
-t = sym("t", real=True)  # rotation parameter: cos = (1 - t^2)/(1 + t^2), sin = 2t/(1 + t^2)
-a, b, c, d = (sym(n, positive=True) for n in ("a", "b", "c", "d"))  # square roots of eigenvalues
-e1, e2 = sym("e_1", real=True), sym("e_2", real=True)  # mu_1 - mu_2
-
-_cos, _sin = (1 - t**2) / (1 + t**2), 2 * t / (1 + t**2)
-R = sp.Matrix([[_cos, -_sin], [_sin, _cos]])
-
-
-def _rot(*diag: sp.Expr) -> sp.Matrix:
-    return R * sp.diag(*diag) * R.T
-
-
-S1, S2 = _rot(a**2, b**2), _rot(c**2, d**2)
-"""The two commuting covariances (for readers who want to see them)."""
+_k = sym("i", integer=True, positive=True)
+_a = sp.IndexedBase(sym("a", positive=True))  # square roots of the eigenvalues of Sigma_1
+_cc = sp.IndexedBase(sym("c", positive=True))  # ... of Sigma_2, in the same eigenbasis
+_e = sp.IndexedBase(sym("e", real=True))  # mu_1 - mu_2 in the eigenbasis
+_root = sp.IndexedBase(sym("r", positive=True))  # eigenvalues of (Sigma_1^{1/2} Sigma_2 Sigma_1^{1/2})^{1/2}
 
 
 def _commuting_residuals(claim: Claim) -> list[sp.Expr]:
-    # R is orthogonal, so (R X R^T)(R Y R^T) = R X Y R^T and tr(R X R^T) = tr X: every product and
-    # trace reduces to diagonal matrices once R^T R = I is checked.
-    orthogonal = list(R.T * R - sp.eye(2))
-    half, half_M = sp.diag(a, b), sp.diag(a * c, b * d)  # S1^{1/2} and the claimed root, in the eigenbasis
-    squares = list(half * half - sp.diag(a**2, b**2))
-    squares += list(half_M * half_M - half * sp.diag(c**2, d**2) * half)
-    trace_term = (sp.diag(a**2, b**2) + sp.diag(c**2, d**2) - 2 * half_M).trace()
-    return orthogonal + squares + [e1**2 + e2**2 + trace_term - claim["W2sq"]]
+    # In the common eigenbasis (a rotation changes no trace and no square root) every matrix is
+    # diagonal: Sigma_1^{1/2} = diag(a_i), Sigma_1^{1/2} Sigma_2 Sigma_1^{1/2} = diag(a_i^2 c_i^2), whose
+    # PSD square root diag(r_i) is checked by squaring (r_i = a_i c_i > 0, r_i^2 = a_i^2 c_i^2).
+    r_i = _a[_k] * _cc[_k]
+    trace = sp.Sum(_a[_k] ** 2 + _cc[_k] ** 2 - 2 * r_i, (_k, 1, _d))
+    return [sp.Sum(r_i**2 - _a[_k] ** 2 * _cc[_k] ** 2, (_k, 1, _d)),
+            sp.Sum(_e[_k] ** 2, (_k, 1, _d)) + trace - claim["W2sq"]]
 
 
 frechet_commuting = register(Identity(
     id="fid.frechet_commuting",
-    title="The Frechet distance for commuting covariances",
+    title="The Frechet distance for commuting covariances, in any dimension",
     chapter="evaluation",
-    claim={"W2sq": e1**2 + e2**2 + (a - c) ** 2 + (b - d) ** 2},
-    check=Check("2 x 2 covariances R diag(.) R^T with a rational rotation: R^T R = I checked, then the "
-                "claimed square roots squared back in the eigenbasis; trace; cancel", _commuting_residuals),
+    claim={"W2sq": sp.Sum(_e[_k] ** 2 + (_a[_k] - _cc[_k]) ** 2, (_k, 1, _d))},
+    check=SumIdentity("in the common eigenbasis: diagonal square roots checked by squaring; trace; "
+                      "sums combined (any d); refutation at d = 2", _commuting_residuals, sizes={_d: 2}),
     template=(r"\|\mu_1 - \mu_2\|^2 + \operatorname{tr}\Bigl(\Sigma_1 + \Sigma_2 - "
-              r"2\bigl(\Sigma_1^{1/2} \Sigma_2 \Sigma_1^{1/2}\bigr)^{1/2}\Bigr) = $W2sq"),
-    assumptions=("Sigma_1 = R diag(a^2, b^2) R^T, Sigma_2 = R diag(c^2, d^2) R^T, one rotation R",
-                 "a, b, c, d > 0; mu_1 - mu_2 = (e_1, e_2)",
-                 "the PSD square root is unique, so a symmetric PSD matrix that squares to S is S^{1/2}"),
+              r"2igl(\Sigma_1^{1/2} \Sigma_2 \Sigma_1^{1/2}igr)^{1/2}\Bigr) = $W2sq"),
+    assumptions=("Sigma_1 = U diag(a_i^2) U^T, Sigma_2 = U diag(c_i^2) U^T with one orthogonal U, any d",
+                 "a_i, c_i > 0; mu_1 - mu_2 = U e",
+                 "the PSD square root is unique, so a symmetric PSD matrix that squares to S is S^{1/2}",
+                 "tr(U X U^T) = tr X and (U X U^T)^{1/2} = U X^{1/2} U^T for orthogonal U"),
     mutants=(
-        Mutant("sqrt_of_trace", {"W2sq": e1**2 + e2**2 + a**2 + b**2 + c**2 + d**2
-                                 - 2 * sp.sqrt(a**2 * c**2 + b**2 * d**2)},
+        Mutant("sqrt_of_trace", {"W2sq": sp.Sum(_e[_k] ** 2 + _a[_k] ** 2 + _cc[_k] ** 2, (_k, 1, _d))
+                                 - 2 * sp.sqrt(sp.Sum(_a[_k] ** 2 * _cc[_k] ** 2, (_k, 1, _d)))},
                r"The square root of the trace, $\sqrt{\operatorname{tr}(\Sigma_1\Sigma_2)}$, in place of "
                r"the trace of the square root."),
-        Mutant("variances", {"W2sq": e1**2 + e2**2 + (a**2 - c**2) ** 2 + (b**2 - d**2) ** 2},
+        Mutant("variances", {"W2sq": sp.Sum(_e[_k] ** 2 + (_a[_k] ** 2 - _cc[_k] ** 2) ** 2, (_k, 1, _d))},
                "Eigenvalues (variances) compared instead of their square roots."),
-        Mutant("missing_two", {"W2sq": e1**2 + e2**2 + a**2 + b**2 + c**2 + d**2 - a * c - b * d},
+        Mutant("missing_two", {"W2sq": sp.Sum(_e[_k] ** 2 + _a[_k] ** 2 + _cc[_k] ** 2 - _a[_k] * _cc[_k],
+                                              (_k, 1, _d))},
                "The factor 2 of the cross term dropped."),
     ),
     references=("dowson1982frechet", "heusel2017gans"),
     code=("gencode.metrics.frechet_distance",),
+    scope="general",
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -146,32 +257,33 @@ mean_bias = register(Identity(
                "Bessel's n - 1, which belongs to the sample variance, not to the variance of the mean."),
     ),
     references=("chong2020effectively",),
+    scope="general",
 ))
 
 # ---------------------------------------------------------------------------------------------
 # 4. and 5. Coverage and density of two samples of one law.
 
 k = sym("k", positive=True, integer=True)
-N_ = sym("N", (1, 1000), positive=True)  # number of real samples
-M_ = sym("M", (1, 1000), positive=True)  # number of generated samples
+N_ = sym("N", (1, 1000), positive=True, integer=True)  # number of real samples
+M_ = sym("M", (1, 1000), positive=True, integer=True)  # number of generated samples
 KS = (1, 2, 3, 4, 5)
 
 
 def _coverage_residuals(claim: Claim) -> list[sp.Expr]:
-    out = []
-    for kk in KS:
-        # the k nearest of the N - 1 other real and N fake points, in uniformly random order,
-        # are all real (no fake in the k-NN ball): draws without replacement
-        none = sp.Mul(*[(n - 1 - j) / (2 * n - 1 - j) for j in range(kk)])
-        formula = sp.expand_func(claim["coverage"].xreplace({k: kk}))
-        out.append(formula - (1 - none))
-        num, den = sp.fraction(sp.cancel(1 - none))
-        # a rational function whose numerator and denominator have the same degree tends to
-        # the ratio of their leading coefficients
-        num, den = sp.Poly(num, n), sp.Poly(den, n)
-        out.append(sp.Integer(num.degree() - den.degree()))
-        out.append(num.LC() / den.LC() - claim["limit"].xreplace({k: kk}))
-    return out
+    # Induction on k.  N_k = 1 - coverage_k is the probability that the k nearest of the n - 1
+    # other real and n generated points (in uniformly random order) are all real.
+    none = lambda kk: 1 - claim["coverage"].xreplace({k: kk})  # noqa: E731
+    limit_none = lambda kk: 1 - claim["limit"].xreplace({k: kk})  # noqa: E731
+    # base k = 1: the nearest point is real with probability (n - 1)/(2n - 1)
+    base = sp.expand_func(none(1)) - (n - 1) / (2 * n - 1)
+    # step: given k real points drawn, the (k+1)-th is real with probability (n-1-k)/(2n-1-k)
+    factor = (n - 1 - k) / (2 * n - 1 - k)
+    step = sp.combsimp(none(k + 1) / none(k)) - factor
+    # the limit n -> oo: the factor is a ratio of two degree-1 polynomials in n, whose limit is
+    # the ratio of their leading coefficients, 1/2, whatever k; base 1/2 as well
+    num, den = (sp.Poly(e, n) for e in sp.fraction(sp.cancel(factor)))
+    factor_limit = num.LC() / den.LC() if num.degree() == den.degree() == 1 else sp.nan
+    return [base, step, limit_none(1) - sp.Rational(1, 2), limit_none(k + 1) - factor_limit * limit_none(k)]
 
 
 coverage_identical = register(Identity(
@@ -180,12 +292,13 @@ coverage_identical = register(Identity(
     chapter="evaluation",
     claim={"coverage": 1 - sp.binomial(n - 1, k) / sp.binomial(2 * n - 1, k),
            "limit": 1 - sp.Rational(1, 2) ** k},
-    check=Check("for k = 1..5: exchangeable ranks, sequential draws without replacement; "
-                "binomials expanded; cancel; limit as the ratio of leading coefficients", _coverage_residuals),
+    check=Check("induction on k: exchangeable ranks, sequential draws without replacement (base k = 1 and "
+                "the ratio N_{k+1}/N_k by combsimp); the limit of each factor as the ratio of leading "
+                "coefficients; cancel", _coverage_residuals),
     template=(r"\mathbb{E}[\mathrm{coverage}] = $coverage \;\xrightarrow[n \to \infty]{}\; $limit"),
     assumptions=("n real and n generated samples, i.i.d. from one continuous law",
                  "k-NN balls of real points (k-th neighbour among the other real points)",
-                 "checked for k = 1, ..., 5"),
+                 "every k >= 1 (induction on k)"),
     mutants=(
         Mutant("limit_one", {"limit": sp.Integer(1)},
                "Perfect coverage in the limit, as if every ball eventually caught a generated point."),
@@ -194,6 +307,7 @@ coverage_identical = register(Identity(
     ),
     references=("naeem2020reliable",),
     code=("gencode.metrics.density_coverage",),
+    scope="general",
     display={"coverage": sp.Add(1, -sp.Mul(sp.binomial(sp.Add(n, -1, evaluate=False), k, evaluate=False),
                                            sp.Pow(sp.binomial(sp.Add(2 * n, -1, evaluate=False), k, evaluate=False),
                                                   -1, evaluate=False), evaluate=False), evaluate=False),
@@ -201,10 +315,15 @@ coverage_identical = register(Identity(
 ))
 
 
+_rank, _ii, _jj = (sym(nm, integer=True, positive=True) for nm in ("r", "i", "j"))
+
+
 def _density_residuals(claim: Claim) -> list[sp.Expr]:
-    # each generated point lies in a real point's k-NN ball iff its rank among that real point's
-    # N - 1 other real neighbours and itself is <= k: probability k / N
-    expected = 1 / (k * M_) * M_ * N_ * (k / N_)
+    # Y_j lies in X_i's k-NN ball iff its rank by distance from X_i, among the N points
+    # {Y_j} and {X_i' : i' != i}, is at most k; by exchangeability every rank has probability 1/N
+    in_ball = sp.Sum(1 / N_, (_rank, 1, k)).doit()
+    # linearity of expectation over the M N indicators of the definition
+    expected = 1 / (k * M_) * sp.Sum(sp.Sum(in_ball, (_ii, 1, N_)), (_jj, 1, M_)).doit()
     return [expected - claim["density"]]
 
 
@@ -213,15 +332,17 @@ density_identical = register(Identity(
     title="Expected density of two samples of one law is 1",
     chapter="evaluation",
     claim={"density": sp.Integer(1)},
-    check=Check("linearity of expectation; rank of a generated point uniform among N; cancel",
-                _density_residuals),
+    check=Check("rank of a generated point uniform among N candidates: P(in ball) = sum_{r<=k} 1/N; "
+                "linearity of expectation over the double sum; Sum.doit; cancel", _density_residuals),
     template=r"\mathbb{E}[\mathrm{density}] = \frac{1}{kM} \sum_{j=1}^{M} \sum_{i=1}^{N} \frac{k}{N} = $density",
     assumptions=("N real and M generated samples, i.i.d. from one continuous law",
                  "density = (1/(kM)) sum_j sum_i 1[Y_j in B(X_i, NND_k(X_i))]"),
     mutants=(
         Mutant("rank_among_others", {"density": N_ / (N_ - 1)},
                r"The probability $k/(N-1)$: the generated point forgotten among the candidates for the ball."),
+        Mutant("no_k", {"density": k}, r"The normalisation $1/(kM)$ taken as $1/M$."),
     ),
     references=("naeem2020reliable",),
     code=("gencode.metrics.density_coverage",),
+    scope="general",
 ))

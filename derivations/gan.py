@@ -31,17 +31,22 @@ products and quotients of positive symbols, after which ``cancel`` is a complete
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import sympy as sp
 
-from .core import Claim, Check, Identity, Mutant, register, split_logs, sym
+from .core import Claim, Check, Identity, LogGap, Mutant, Status, Verdict, expand_known, register, split_logs, sym
 from .diffusion import _frac, _mul  # unevaluated products for display forms
 
 p = sym("p", positive=True)  # data density at a point
 q = sym("q", positive=True)  # generator density at the same point
 D = sym("D", (0, 1), positive=True)  # discriminator output at that point
+D_bar = sym("Dbar", (0, 1), positive=True)  # 1 - D, positive since D < 1
 a = sym("a", real=True)  # discriminator logit, D = sigmoid(a)
 u = sym("u", positive=True)  # exp(-a)
 eps = sym("epsilon", (0, 1), positive=True)  # weight of the data in a noisy mixture
+eps_bar = sym("epsbar", (0, 1), positive=True)  # 1 - epsilon
 r = sym("r", positive=True)  # noise density at a point
 
 f_pointwise = p * sp.log(D) + q * sp.log(1 - D)
@@ -66,6 +71,30 @@ def _logs_equal(derived: dict[str, sp.Expr], method: str) -> Check:
         return [split_logs((derived[k] - claim[k]).doit().xreplace(NAMES)) for k in derived]
 
     return Check(method, residuals, definitions=NAMES)
+
+
+@dataclass(frozen=True)
+class EqualityAndBound(Check):
+    """An equality ``part = derived`` (the residuals, checked as by :class:`Check`, which refutes a
+    wrong claim at a random point) followed by the bound ``bound(claim) >= 0``: ``bound(claim)``
+    must equal ``certificate``, an expression non-negative by construction (:class:`LogGap` of
+    positives, logarithms of numbers above 1, positive weights)."""
+
+    bound: Callable[[Claim], sp.Expr] | None = None
+    certificate: Callable[[Claim], sp.Expr] | None = None
+
+    def __call__(self, claim: Claim, seed: int = 0) -> Verdict:
+        verdict = super().__call__(claim, seed)
+        if verdict.status is not Status.PROVED:
+            return verdict
+        cert = self.certificate(claim)
+        if cert.is_nonnegative is not True:  # decided before the definitions (1 - D = Dbar > 0) are applied
+            raise ValueError(f"certificate {cert} is not non-negative by construction")
+        cert = self.substitute(cert)
+        rest = sp.cancel(sp.together(split_logs(expand_known(self.substitute(self.bound(claim)) - cert))))
+        if rest != 0:
+            return Verdict(Status.INCONCLUSIVE, self.method, str(rest)[:160])
+        return Verdict(Status.PROVED, self.method + "; bound = certificate >= 0")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,6 +127,7 @@ optimal_discriminator = register(Identity(
     references=("goodfellow2014generative",),
     code=("gencode.gan.optimal_discriminator",),
     display={"D": _frac(p, p + q)},
+    scope="general",
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -114,10 +144,15 @@ discriminator_gap = register(Identity(
     title="The discriminator's shortfall is a Bernoulli KL divergence",
     chapter="gan",
     claim={"gap": (p + q) * _bernoulli_kl(D_star, D)},
-    check=_logs_equal({"gap": f_pointwise.xreplace({D: D_star}) - f_pointwise},
-                      "expand_log(force, factor); cancel"),
+    check=EqualityAndBound(
+        "expand_log(force, factor); cancel; the gap equals p g(D/D*) + q g((1-D)/(1-D*)) with "
+        "g(u) = u - 1 - log u >= 0",
+        _logs_equal({"gap": f_pointwise.xreplace({D: D_star}) - f_pointwise}, "").residuals,
+        definitions=NAMES | {D_bar: 1 - D}, bound=lambda c: c["gap"],
+        certificate=lambda c: p * LogGap(D * (p + q) / p) + q * LogGap(D_bar * (p + q) / q)),
     template=(r"f(D^*) - f(D) = $gap \;\ge\; 0"),
-    assumptions=ASSUMPTIONS + ("D* = p / (p + q)", "KL(Bern(s) || Bern(t)) >= 0 (Gibbs)"),
+    assumptions=ASSUMPTIONS + ("D* = p / (p + q)",
+                               "log u <= u - 1 for u > 0, with equality only at u = 1 (Gibbs)"),
     mutants=(
         Mutant("no_mass_factor", {"gap": _bernoulli_kl(D_star, D)},
                "The factor p + q dropped."),
@@ -125,6 +160,7 @@ discriminator_gap = register(Identity(
                r"The Bernoulli KL taken the other way round, $\mathrm{KL}(\mathrm{Bern}(D) \,\|\, \mathrm{Bern}(D^*))$."),
     ),
     references=("goodfellow2014generative",),
+    scope="general",
     display={"gap": _mul(p + q, sp.Add(
         _mul(DS, sp.log(_frac(DS, D))),
         _mul(1 - DS, sp.log(_frac(1 - DS, 1 - D))), evaluate=False))},
@@ -160,6 +196,7 @@ value_at_optimum = register(Identity(
     ),
     references=("goodfellow2014generative", "weng2017gan"),
     code=("gencode.gan.discriminator_value",),
+    scope="general",
     display={"value": sp.Add(-_mul(_frac(p + q, 2), sp.log(4, evaluate=False)),
                              _mul(2, sp.Add(_mul(sp.Rational(1, 2), p, sp.log(_frac(p, M))),
                                             _mul(sp.Rational(1, 2), q, sp.log(_frac(q, M))),
@@ -194,6 +231,7 @@ global_optimum = register(Identity(
         Mutant("D_one", {"D": sp.Integer(1)}, "A discriminator that is sure every sample is real."),
     ),
     references=("goodfellow2014generative",),
+    scope="general",
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -229,6 +267,7 @@ generator_gradients = register(Identity(
     ),
     references=("goodfellow2014generative",),
     code=("gencode.gan.generator_loss",),
+    scope="general",
     display={"nonsaturating": sp.Mul(-1, 1 - D, evaluate=False)},
 ))
 
@@ -240,8 +279,11 @@ noisy_mixture = register(Identity(
     title="A model that is mostly noise loses at most log(1/eps) nats of likelihood",
     chapter="gan",
     claim={"value": sp.log(p) + sp.log(eps) + sp.log(1 + (1 - eps) * r / (eps * p))},
-    check=_logs_equal({"value": sp.log(sp.factor(eps * p + (1 - eps) * r))},
-                      "expand_log(force) of the factored argument; cancel"),
+    check=EqualityAndBound(
+        "expand_log(force) of the factored argument; cancel; the last term is the log of a number above 1",
+        _logs_equal({"value": sp.log(sp.factor(eps * p + (1 - eps) * r))}, "").residuals,
+        definitions=NAMES | {eps_bar: 1 - eps}, bound=lambda c: c["value"] - sp.log(p) - sp.log(eps),
+        certificate=lambda c: sp.log(1 + eps_bar * r / (eps * p))),
     template=r"\log\bigl(\epsilon\, p + (1 - \epsilon)\, r\bigr) = $value \;\ge\; \log p + \log \epsilon",
     assumptions=("p > 0 data density, r > 0 noise density at a point", "0 < epsilon < 1"),
     mutants=(
@@ -251,6 +293,7 @@ noisy_mixture = register(Identity(
                r"The ratio in the last term not divided by $\epsilon$."),
     ),
     references=("theis2016note",),
+    scope="general",
     display={"value": sp.Add(sp.log(p), sp.log(eps), sp.log(1 + _frac(_mul(1 - eps, r), _mul(eps, p))),
                              evaluate=False)},
 ))

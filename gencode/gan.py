@@ -222,6 +222,7 @@ def train_adversarial(
     seed: int = 0,
     snapshot_every: int | None = None,
     n_snapshot: int = 1000,
+    ema_decay: float | None = None,
 ) -> AdversarialResult:
     r"""Alternate ``n_critic`` discriminator steps and one generator step, ``steps`` times.
 
@@ -241,6 +242,11 @@ def train_adversarial(
         seed: seeds the batches, the latents and torch's global generator.
         snapshot_every: keep samples of fixed latents every this many steps (and at step 0).
         n_snapshot: number of samples in each snapshot.
+        ema_decay: if given, in ``[0, 1)``, keep a bias-corrected exponential moving average of the
+            generator's weights (as :func:`gencode.train.fit` does), sample the snapshots from it, and
+            copy it into the generator at the end. GAN iterates oscillate around an equilibrium
+            rather than converge to it; their average sits closer (Yazici et al., 2019,
+            arXiv:1806.04498).
 
     Returns:
         An :class:`AdversarialResult`.
@@ -258,6 +264,8 @@ def train_adversarial(
     for name, lr in (("lr_d", lr_d), ("lr_g", lr_g)):
         if not lr > 0:
             raise ValueError(f"{name} must be > 0, got {lr}")
+    if ema_decay is not None and not 0.0 <= ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be in [0, 1) or None, got {ema_decay}")
     w = next(model.generator.parameters())
     gen = torch.Generator(device=w.device).manual_seed(seed)
     if isinstance(data, torch.Tensor):
@@ -279,10 +287,24 @@ def train_adversarial(
     g_losses = torch.empty(steps, device=w.device, dtype=w.dtype)
     z_fixed = torch.randn(n_snapshot, model.latent_dim, generator=gen, device=w.device, dtype=w.dtype)
     snapshots, snapshot_steps = [], []
+    g_params = list(model.generator.parameters())
+    ema = [torch.zeros_like(p) for p in g_params] if ema_decay is not None else None
+
+    def averaged(done: int) -> dict[str, torch.Tensor]:
+        """The bias-corrected average after ``done`` generator steps (the weights themselves at 0)."""
+        names = [n for n, _ in model.generator.named_parameters()]
+        if done == 0:
+            return {n: p.detach() for n, p in zip(names, g_params, strict=True)}
+        correction = 1.0 - ema_decay ** done
+        return {n: avg / correction for n, avg in zip(names, ema, strict=True)}
 
     def snapshot(step: int) -> None:
         with torch.no_grad():
-            snapshots.append(model.sample(n_snapshot, z=z_fixed).detach().clone())
+            if ema is None:
+                x = model.sample(n_snapshot, z=z_fixed)
+            else:
+                x = torch.func.functional_call(model.generator, averaged(step), (z_fixed,))
+            snapshots.append(x.detach().clone())
         snapshot_steps.append(step)
 
     model.train()
@@ -302,11 +324,18 @@ def train_adversarial(
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
+        if ema is not None:
+            with torch.no_grad():
+                torch._foreach_lerp_(ema, [p.detach() for p in g_params], 1.0 - ema_decay)
         d_losses[step], g_losses[step] = loss_d.detach(), loss_g.detach()
         if snapshot_every is not None and (step + 1) % snapshot_every == 0:
             snapshot(step + 1)
     if not bool(torch.isfinite(d_losses).all() & torch.isfinite(g_losses).all()):  # the one host sync
         raise FloatingPointError("a loss became NaN or infinite; try smaller learning rates")
+    if ema is not None:
+        with torch.no_grad():
+            for p, avg in zip(g_params, averaged(steps).values(), strict=True):
+                p.copy_(avg)
     shots = torch.stack(snapshots).cpu() if snapshots else torch.empty(0, n_snapshot, model.data_dim)
     return AdversarialResult(d_losses, g_losses, shots, snapshot_steps, time.perf_counter() - start)
 
@@ -321,6 +350,7 @@ def fit_pair(
     batch_size: int,
     lr: float = 1e-3,
     seed: int = 0,
+    **fit_kwargs,
 ) -> TrainResult:
     """Minimise ``loss(real, fake)`` over ``module`` with :func:`gencode.train.fit`, each batch holding
     ``batch_size`` fresh samples of each of two *fixed* distributions.
@@ -330,6 +360,7 @@ def fit_pair(
         module: the network trained (a discriminator or a critic).
         sample_p, sample_q: ``(n, generator) -> (n, d)`` samplers (e.g. ``GaussianMixture.sample``).
         steps, batch_size, lr, seed: as in :func:`gencode.train.fit`.
+        **fit_kwargs: further options of :func:`gencode.train.fit` (``lr_schedule``, ``ema_decay``).
 
     Returns:
         The :class:`~gencode.train.TrainResult`.
@@ -338,7 +369,7 @@ def fit_pair(
         return torch.cat([sample_p(n, generator), sample_q(n, generator)])  # (2n, d)
 
     return fit(lambda batch: loss(batch[:batch_size], batch[batch_size:]), module, draw,
-               steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+               steps=steps, batch_size=batch_size, lr=lr, seed=seed, **fit_kwargs)
 
 
 def fit_discriminator(discriminator: nn.Module, sample_p: Sampler, sample_q: Sampler, **fit_kwargs) -> TrainResult:

@@ -75,12 +75,19 @@ class GradientPenalty:
 
 
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                     generator: torch.Generator | None = None) -> GradientPenalty:
+                     generator: torch.Generator | None = None, one_sided: bool = False) -> GradientPenalty:
     r"""The WGAN-GP penalty at random interpolates of paired real and generated samples.
 
     .. math::
         \hat x = \epsilon\, x + (1 - \epsilon)\, y, \quad \epsilon \sim U(0, 1), \qquad
         \mathrm{GP} = \mathbb{E}\bigl[(\|\nabla_{\hat x} f(\hat x)\|_2 - 1)^2\bigr]
+
+    With ``one_sided=True`` only slopes above 1 are penalised,
+    :math:`\mathbb{E}[\max(0, \|\nabla f(\hat x)\| - 1)^2]` (Petzka et al., 2018). The two-sided
+    penalty also pulls slopes of the *wrong sign* towards norm 1, and in 1-D has a spurious
+    stationary point of the critic's objective at :math:`s = -1 + |g|/(2\lambda\rho)`
+    (``wgan.gp_pointwise``), where a critic initialised with the wrong slope gets stuck; the
+    one-sided penalty is flat on :math:`[-1, 1]` and has none.
 
     The penalty is differentiable in the critic's parameters (``create_graph=True``).
 
@@ -89,6 +96,7 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
         real: shape ``(B, d)``.
         fake: shape ``(B, d)``, the same shape.
         generator: optional generator for :math:`\epsilon`, on the samples' device.
+        one_sided: penalise only gradient norms above 1.
 
     Returns:
         A :class:`GradientPenalty`.
@@ -106,6 +114,7 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
 
     References:
         Gulrajani et al., "Improved Training of Wasserstein GANs", 2017, arXiv:1704.00028, eq. (3).
+        Petzka, Fischer, Lukovnikov, "On the regularization of Wasserstein GANs", 2018, arXiv:1709.08894.
     """
     if real.shape != fake.shape:
         raise ValueError(f"real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
@@ -113,7 +122,8 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
     x_hat = (eps * real + (1 - eps) * fake).detach().requires_grad_(True)  # (B, d)
     (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)  # (B, d)
     norm = grad.norm(dim=-1)  # (B,)
-    return GradientPenalty((norm - 1).square().mean(), norm, x_hat.detach())
+    excess = (norm - 1).clamp_min(0) if one_sided else norm - 1
+    return GradientPenalty(excess.square().mean(), norm, x_hat.detach())
 
 
 def clip_weights_(module: nn.Module, c: float) -> None:
@@ -283,7 +293,7 @@ class WGAN(GAN):
 
 
 def fit_critic(critic: nn.Module, sample_p: Sampler, sample_q: Sampler, *, lam: float | None = 10.0,
-               **fit_kwargs) -> TrainResult:
+               one_sided: bool = False, **fit_kwargs) -> TrainResult:
     r"""Train a critic between two *fixed* distributions (:func:`gencode.gan.fit_pair`), maximising
     :math:`\mathbb{E}_P f - \mathbb{E}_Q f - \lambda\, \mathrm{GP}` (``lam=None``: no penalty, for a
     critic made Lipschitz by :func:`spectral_normalise`).
@@ -292,6 +302,7 @@ def fit_critic(critic: nn.Module, sample_p: Sampler, sample_q: Sampler, *, lam: 
         critic: maps ``(B, d)`` to ``(B, 1)``.
         sample_p, sample_q: ``(n, generator) -> (n, d)`` samplers.
         lam: the penalty weight :math:`\lambda`, or ``None``.
+        one_sided: use the one-sided penalty (see :func:`gradient_penalty`).
         **fit_kwargs: ``steps``, ``batch_size``, ``lr``, ``seed``, as in :func:`gencode.gan.fit_pair`.
 
     Returns:
@@ -300,7 +311,7 @@ def fit_critic(critic: nn.Module, sample_p: Sampler, sample_q: Sampler, *, lam: 
     def loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         out = -critic_gap(critic, real, fake)
         if lam is not None:
-            out = out + lam * gradient_penalty(critic, real, fake).penalty
+            out = out + lam * gradient_penalty(critic, real, fake, one_sided=one_sided).penalty
         return out
 
     return fit_pair(loss, critic, sample_p, sample_q, **fit_kwargs)

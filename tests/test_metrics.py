@@ -11,6 +11,7 @@ import sympy as sp
 import torch
 
 from derivations import evaluation as de
+from derivations.finite_sums import instantiate_sums
 from gencode.distributions import eight_gaussians
 from gencode.metrics import (
     density_coverage,
@@ -71,21 +72,61 @@ def test_frechet_1d_matches_registry(device: torch.device) -> None:
 
 
 @pytest.mark.validates("fid.frechet_commuting")
-def test_frechet_commuting_matches_registry_and_rejects_mutants(device: torch.device) -> None:
-    rng = np.random.default_rng(1)
-    symbols = (de.t, de.a, de.b, de.c, de.d, de.e1, de.e2)
-    claim = sp.lambdify(symbols, de.frechet_commuting.claim["W2sq"], "math")
-    mutants = [sp.lambdify(symbols, m.claim["W2sq"], "math") for m in de.frechet_commuting.mutants]
+@pytest.mark.parametrize("d", [2, 5])
+def test_frechet_commuting_matches_registry_and_rejects_mutants(device: torch.device, d: int) -> None:
+    rng = np.random.default_rng(d)
+    claim = instantiate_sums(de.frechet_commuting.claim["W2sq"], {de._d: d})
+    mutants = [instantiate_sums(m.claim["W2sq"], {de._d: d}) for m in de.frechet_commuting.mutants]
+    names = {str(x): x for x in claim.free_symbols}
     for _ in range(10):
-        t, a, b, c, d = rng.normal(), *rng.uniform(0.2, 2.0, size=4)
-        e = rng.normal(size=2)
-        R = np.array([[1 - t**2, -2 * t], [2 * t, 1 - t**2]]) / (1 + t**2)
-        S1, S2 = R @ np.diag([a**2, b**2]) @ R.T, R @ np.diag([c**2, d**2]) @ R.T
-        got = frechet_distance(torch.tensor(e, device=device), torch.tensor(S1, device=device),
-                               torch.zeros(2, dtype=F64, device=device), torch.tensor(S2, device=device)).item()
-        want = claim(t, a, b, c, d, *e)
-        assert got == pytest.approx(want, rel=1e-10, abs=1e-12)
-        assert all(abs(m(t, a, b, c, d, *e) - want) > 1e-6 for m in mutants)
+        U = np.linalg.qr(rng.normal(size=(d, d)))[0]  # a common orthonormal eigenbasis
+        a, c, e = rng.uniform(0.2, 2.0, size=d), rng.uniform(0.2, 2.0, size=d), rng.normal(size=d)
+        S1, S2 = U @ np.diag(a**2) @ U.T, U @ np.diag(c**2) @ U.T
+        got = frechet_distance(torch.tensor(U @ e, device=device), torch.tensor(S1, device=device),
+                               torch.zeros(d, dtype=F64, device=device), torch.tensor(S2, device=device)).item()
+        values = {names[f"{v}_{i + 1}"]: arr[i] for v, arr in (("a", a), ("c", c), ("e", e)) for i in range(d)}
+        want = float(claim.xreplace(values))
+        assert got == pytest.approx(want, rel=1e-10, abs=1e-12)  # eigh round-off on a d x d matrix
+        assert all(abs(float(m.xreplace(values)) - want) > 1e-6 for m in mutants)
+
+
+@pytest.mark.validates("fid.frechet_coupling")
+def test_frechet_distance_is_the_cost_of_the_linear_coupling(device: torch.device) -> None:
+    # T = S1^{-1/2} (S1^{1/2} S2 S1^{1/2})^{1/2} S1^{-1/2} maps N(0, S1) to N(0, S2) (T S1 T = S2), and
+    # the Monte Carlo cost E||X + mu1 - (mu2 + T X)||^2 matches frechet_distance (non-commuting S1, S2).
+    g = torch.Generator(device=device).manual_seed(7)
+    d = 4
+    S1, S2 = _random_spd(d, g, device), _random_spd(d, g, device)
+    mu1, mu2 = torch.randn(d, generator=g, device=device, dtype=F64), torch.randn(d, generator=g, device=device, dtype=F64)
+    M = sqrtm_psd(S1)
+    C = sqrtm_psd(M @ S2 @ M)
+    T = torch.linalg.solve(M, torch.linalg.solve(M, C).mT)  # M^{-1} C M^{-1} (symmetric)
+    torch.testing.assert_close(T @ S1 @ T, S2, rtol=1e-9, atol=1e-10)
+    assert (S1 @ S2 - S2 @ S1).abs().max() > 0.1  # genuinely non-commuting
+    n = 400_000
+    X = torch.randn(n, d, generator=g, device=device, dtype=F64) @ torch.linalg.cholesky(S1).mT
+    cost = ((X + mu1) - (mu2 + X @ T)).square().sum(-1)
+    want = frechet_distance(mu1, S1, mu2, S2).item()
+    assert abs(cost.mean().item() - want) < 5 * cost.std().item() / math.sqrt(n)  # five standard errors
+    # the mutant without the square root in the cross term is far outside that band
+    wrong = ((mu1 - mu2).square().sum() + S1.trace() + S2.trace() - 2 * (M @ S2 @ M).trace()).item()
+    assert abs(wrong - want) > 50 * cost.std().item() / math.sqrt(n)
+
+
+def test_gaussian_stats_divides_by_n_minus_one(device: torch.device) -> None:
+    # The sample covariance with n - 1 is unbiased: averaged over many small samples it matches S
+    # (with n it would be (n - 1)/n = 0.8 S for n = 5, twenty standard errors away).
+    g = torch.Generator(device=device).manual_seed(11)
+    L = torch.tensor([[1.0, 0.0], [0.6, 0.8]], dtype=F64, device=device)
+    S = L @ L.T
+    reps, n = 20_000, 5
+    x = torch.randn(reps, n, 2, generator=g, device=device, dtype=F64) @ L.T
+    stats = gaussian_stats(x)
+    np.testing.assert_allclose(stats.cov[0].cpu().numpy(), np.cov(x[0].cpu().numpy(), rowvar=False), rtol=1e-12)
+    mean_cov = stats.cov.mean(0)
+    se = stats.cov.std(0) / math.sqrt(reps)
+    assert ((mean_cov - S).abs() < 5 * se).all()  # five Monte Carlo standard errors per entry
+    assert ((mean_cov * (n - 1) / n - S).abs() > 5 * se).any()  # the biased version is rejected
 
 
 def test_sqrtm_psd_squares_back(device: torch.device) -> None:

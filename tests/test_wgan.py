@@ -17,6 +17,7 @@ import torch
 from scipy import optimize, stats
 
 from derivations import wasserstein as dw
+from derivations.finite_sums import instantiate_sums
 from gencode.gan import fit_discriminator, generator_loss
 from gencode.metrics import wasserstein1_1d
 from gencode.nets import MLP
@@ -89,15 +90,34 @@ def test_duality_on_larger_2d_supports(seed: int) -> None:
 
 
 @pytest.mark.validates("kr.summation_by_parts")
-def test_summation_by_parts_numerically() -> None:
-    rng = np.random.default_rng(0)
-    f = rng.normal(size=4)
-    p, q = rng.dirichlet(np.ones(4)), rng.dirichlet(np.ones(4))
+@pytest.mark.parametrize("n", [2, 5, 40])
+def test_summation_by_parts_numerically(n: int) -> None:
+    rng = np.random.default_rng(n)
+    f = rng.normal(size=n)
+    p, q = rng.dirichlet(np.ones(n)), rng.dirichlet(np.ones(n))
     Fp, Fq = np.cumsum(p), np.cumsum(q)
-    subs = {**{dw.f_vals[i]: f[i] for i in range(4)}, **{dw.F[i]: Fp[i] for i in range(3)},
-            **{dw.G[i]: Fq[i] for i in range(3)}}
-    claim = float(dw.summation_by_parts.claim["value"].xreplace(subs))
-    assert abs(claim - float(f @ (p - q))) < 1e-12
+    summand = sp.lambdify((dw.f_i, dw.f_i1, dw.F_i, dw.G_i), dw.summation_by_parts.claim["summand"], "numpy")
+    rhs = float(np.sum(summand(f[:-1], f[1:], Fp[:-1], Fq[:-1])))
+    assert abs(rhs - float(f @ (p - q))) < 1e-12  # float64 round-off of n terms
+    wrong = sp.lambdify((dw.f_i, dw.f_i1, dw.F_i, dw.G_i), dw.summation_by_parts.mutants[0].claim["summand"], "numpy")
+    assert abs(float(np.sum(wrong(f[:-1], f[1:], Fp[:-1], Fq[:-1]))) - float(f @ (p - q))) > 1e-6
+
+
+def test_weak_duality_on_random_couplings_and_potentials() -> None:
+    # Any coupling's cost bounds any 1-Lipschitz potential's value (kr.weak_duality); the LP's
+    # optimal potential attains the optimal coupling's cost (strong duality, numerically).
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(6, 2)), rng.normal(size=(5, 2)) + 0.5
+    a, b = rng.dirichlet(np.ones(6)), rng.dirichlet(np.ones(5))
+    cost = ot.dist(x, y, metric="euclidean")
+    for _ in range(20):
+        # a random coupling with marginals a and b (Sinkhorn with a random cost), a random
+        # 1-Lipschitz potential (a distance to a random point, times a random sign)
+        plan = ot.sinkhorn(a, b, rng.uniform(size=(6, 5)), reg=0.5)
+        centre, sign = rng.normal(size=2), rng.choice([-1.0, 1.0])
+        fx, fy = sign * np.linalg.norm(x - centre, axis=1), sign * np.linalg.norm(y - centre, axis=1)
+        value = fx @ plan.sum(1) - fy @ plan.sum(0)
+        assert value <= float((plan * cost).sum()) + 1e-9  # Sinkhorn's marginals hold to ~1e-9
 
 
 @pytest.mark.validates("kr.duality")
@@ -222,18 +242,24 @@ def test_power_iteration_matches_svdvals(device: torch.device) -> None:
 
 @pytest.mark.validates("wgan.power_iteration")
 def test_power_iteration_error_follows_registry(device: torch.device) -> None:
-    # W = U diag(s1, s2) V^T; start u_0 = cos(phi) U_1 + sin(phi) U_2
-    s1, s2, phi = 2.0, 1.3, 0.4
-    U = torch.linalg.qr(torch.randn(2, 2, generator=torch.Generator().manual_seed(1), dtype=F64)).Q
-    V = torch.linalg.qr(torch.randn(2, 2, generator=torch.Generator().manual_seed(2), dtype=F64)).Q
-    W = (U @ torch.diag(torch.tensor([s1, s2], dtype=F64)) @ V.T).to(device)
-    u0 = (math.cos(phi) * U[:, 0] + math.sin(phi) * U[:, 1]).to(device)
-    err = sp.lambdify((dw.lam1, dw.lam2, dw.c1, dw.c2, dw.A, dw.B), dw.power_iteration.claim["error"], "math")
+    # W = U diag(s) V^T with three singular values; start u_0 = sum_i w_i U_i
+    s = np.array([2.0, 1.3, 0.7])
+    w = np.array([0.5, 0.6, 0.62])
+    w = w / np.linalg.norm(w)
+    U = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(1), dtype=F64)).Q
+    V = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(2), dtype=F64)).Q
+    W = (U @ torch.diag(torch.tensor(s, dtype=F64)) @ V.T).to(device)
+    u0 = (U @ torch.tensor(w, dtype=F64)).to(device)
+    err = instantiate_sums(dw.power_iteration.claim["error"], {dw._r: 3})
+    names = {str(x): x for x in err.free_symbols}
     for k in range(1, 7):
         sigma = power_iteration(W, n_iter=k, u=u0).sigma.item()
-        # v_k is proportional to (W^T W)^(k-1) W^T u_0: coefficients c_i = s_i (u_0 . U_i), powers k - 1
-        want = err(s1**2, s2**2, s1 * math.cos(phi), s2 * math.sin(phi), s1 ** (2 * (k - 1)), s2 ** (2 * (k - 1)))
-        assert abs((s1**2 - sigma**2) - want) < 1e-12  # float64 round-off of a 2 x 2 product
+        # v_k is proportional to (W^T W)^(k-1) W^T u_0: coefficients c_i = s_i w_i, powers k - 1
+        values = {names[f"lambda_{i + 1}"]: s[i] ** 2 for i in range(3)}
+        values |= {names[f"c_{i + 1}"]: s[i] * w[i] for i in range(3)}
+        values |= {names[f"b_{i + 1}"]: s[i] ** (2 * (k - 1)) for i in range(3)}
+        want = float(err.xreplace(values))
+        assert abs((s[0] ** 2 - sigma**2) - want) < 1e-12  # float64 round-off of a 3 x 3 product
     with pytest.raises(ValueError, match="n_iter"):
         power_iteration(W, n_iter=0)
 
@@ -271,23 +297,140 @@ def test_weight_clipping_and_wgan_losses(device: torch.device) -> None:
 
 # --- disjoint supports: vanishing vs non-vanishing gradients ------------------------------------
 
+def _interpolate_density_on_gap(theta: float, edges: np.ndarray) -> np.ndarray:
+    """Density of eps U + (1 - eps)(theta + V), U, V, eps ~ U(0, 1), on the bins ``edges``: a
+    histogram of 10^6 interpolates (relative Monte Carlo error ~0.5% per bin of width 0.05)."""
+    rng = np.random.default_rng(0)
+    e, a, b = rng.uniform(size=(3, 10**6))
+    counts, _ = np.histogram(e * a + (1 - e) * (theta + b), bins=edges)
+    return counts / (10**6 * np.diff(edges))
+
+
 @pytest.mark.slow
-def test_disjoint_supports_js_gradient_vanishes_wgan_gradient_does_not(device: torch.device) -> None:
-    theta = 3.0
+@pytest.mark.validates("wgan.gp_pointwise")
+def test_disjoint_supports_critic_points_to_the_data(device: torch.device) -> None:
+    theta, lam = 3.0, 10.0
     P = lambda n, g: torch.rand(n, 1, generator=g, device=device)  # noqa: E731  U[0, 1]
     Q = lambda n, g: theta + torch.rand(n, 1, generator=g, device=device)  # noqa: E731
     torch.manual_seed(0)
     disc = MLP(1, 1, hidden=32, depth=2).to(device)
     fit_discriminator(disc, P, Q, steps=300, batch_size=128, lr=3e-3)
-    critic = MLP(1, 1, hidden=32, depth=2).to(device)
-    fit_critic(critic, P, Q, steps=300, batch_size=128, lr=3e-3)
     th = torch.tensor(theta, device=device, requires_grad=True)
     u = torch.rand(4096, 1, generator=torch.Generator(device=device).manual_seed(1), device=device)
     (g_js,) = torch.autograd.grad(generator_loss(disc(th + u).squeeze(-1), "saturating"), th)
-    (g_w,) = torch.autograd.grad(-critic(th + u).mean(), th)
     # A discriminator that separates the supports saturates: D ~ 0 on Q's support, and the
-    # saturating loss's gradient is -D times the logit's slope.  Measured |g_js| ~1e-3 and |g_w| ~0.8
-    # (the penalised critic's slope, 1 + |g|/(2 lambda rho) where both laws have mass, flattens at
-    # the outer edge of Q's support); the bounds leave a factor 50 between the two.
+    # saturating loss's gradient is -D times the logit's slope (measured ~1e-3).
     assert abs(g_js.item()) < 0.01
-    assert 0.5 < abs(g_w.item()) < 1.5
+    edges = np.linspace(1.25, 2.75, 31)
+    rho = _interpolate_density_on_gap(theta, edges)
+    slope_fn = sp.lambdify((dw.g, dw.lam, dw.rho), dw.gp_pointwise.claim["slope"], "numpy")
+    spurious_fn = sp.lambdify((dw.g, dw.lam, dw.rho), dw.gp_pointwise.claim["spurious"], "numpy")
+    # on the gap F_P - F_Q = 1 > 0: the mirror image (g = 1 for -f) of the theorem's case
+    want_star = -float(np.mean(slope_fn(1.0, lam, rho)))  # about -1.15
+    want_dagger = -float(np.mean(spurious_fn(1.0, lam, rho)))  # about +0.85
+    xg = torch.tensor(0.5 * (edges[1:] + edges[:-1]), dtype=torch.float32, device=device).unsqueeze(-1)
+    xg.requires_grad_(True)
+    results = {}
+    for one_sided in (False, True):
+        torch.manual_seed(0)  # the same initial critic: its slope on the gap starts positive
+        critic = MLP(1, 1, hidden=32, depth=2).to(device)
+        fit_critic(critic, P, Q, steps=300, batch_size=128, lr=3e-3, lam=lam, one_sided=one_sided)
+        slope = torch.autograd.grad(critic(xg).sum(), xg)[0].mean().item()
+        (grad,) = torch.autograd.grad(-critic(th + u).mean(), th)
+        results[one_sided] = (slope, grad.item())
+    # One-sided penalty: the critic decreases across the gap with the predicted slope (measured
+    # within 0.01; 0.05 allows another device's arithmetic and is a third of the soft-constraint
+    # excess 0.15 over 1), and the generator gradient is positive: theta moves towards the data.
+    slope, grad = results[True]
+    assert abs(slope - want_star) < 0.05 and slope < -1
+    assert grad > 0.5
+    # Two-sided penalty from the same start: stuck at the wrong-signed stationary point s-dagger
+    # that wgan.gp_pointwise predicts (measured within 0.01), with a gradient pointing away.
+    slope, grad = results[False]
+    assert abs(slope - want_dagger) < 0.05 and slope > 0
+    assert grad < 0
+
+
+def test_one_sided_penalty_ignores_slopes_below_one() -> None:
+    lin = torch.nn.Linear(2, 1, bias=False).double()
+    x = torch.randn(16, 2, dtype=F64)
+    for w, two, one in (([0.3, 0.4], 0.25, 0.0), ([3.0, 4.0], 16.0, 16.0)):  # |grad f| = 0.5 and 5
+        with torch.no_grad():
+            lin.weight.copy_(torch.tensor([w], dtype=F64))
+        assert gradient_penalty(lin, x, x + 1).penalty.item() == pytest.approx(two, abs=1e-12)
+        assert gradient_penalty(lin, x, x + 1, one_sided=True).penalty.item() == pytest.approx(one, abs=1e-12)
+
+
+def test_wgan_generator_loss_is_minus_the_critic_mean(device: torch.device) -> None:
+    # WGAN.generator_loss = -E_Q f: for a linear critic f(x) = w . x + c its gradient with respect to
+    # each generated sample is -w / B, which moves the samples up the critic, towards the data.
+    torch.manual_seed(0)
+    wgan = WGAN(2, method="gp", hidden=8).to(device=device, dtype=F64)
+    lin = torch.nn.Linear(2, 1).to(device=device, dtype=F64)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[0.6, -0.8]], dtype=F64))
+        lin.bias.fill_(0.3)
+    wgan.discriminator = lin
+    fake = torch.randn(10, 2, device=device, dtype=F64, requires_grad=True)
+    loss = wgan.generator_loss(fake)
+    assert loss.item() == pytest.approx(-(fake.detach() @ lin.weight.detach().T + 0.3).mean().item(), abs=1e-12)
+    (grad,) = torch.autograd.grad(loss, fake)
+    torch.testing.assert_close(grad, -lin.weight.detach().expand(10, 2) / 10, rtol=0, atol=1e-15)
+
+
+def test_spectral_norm_gradient_is_the_gradient_of_w_over_sigma_max(device: torch.device) -> None:
+    # At a converged power iteration, d sigma / dW = u v^T (Miyato et al., eq. (12)): the gradient that
+    # reaches W through the parametrisation equals the gradient of W / sigma_max(W) with sigma_max
+    # differentiated exactly (through torch.linalg.svdvals).
+    torch.manual_seed(0)
+    layer = spectral_normalise(torch.nn.Linear(5, 4)).to(device=device, dtype=F64)
+    for _ in range(200):  # converge the persistent vector u (training mode)
+        layer(torch.zeros(1, 5, device=device, dtype=F64))
+    layer.eval()  # no further power iterations: a fixed u
+    x = torch.randn(7, 5, generator=torch.Generator().manual_seed(1), dtype=F64).to(device)
+    target = torch.randn(7, 4, generator=torch.Generator().manual_seed(2), dtype=F64).to(device)
+    W = layer.parametrizations.weight.original
+    loss = (layer(x) - target).square().sum()
+    (got,) = torch.autograd.grad(loss, W)
+    W_ref = W.detach().clone().requires_grad_(True)
+    out = x @ (W_ref / torch.linalg.svdvals(W_ref)[0]).T + layer.bias.detach()
+    (want,) = torch.autograd.grad((out - target).square().sum(), W_ref)
+    # the power iteration converged to float64 round-off (gap s2/s1 < 0.9 after 200 iterations)
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-11)
+    # a gradient that forgets sigma's dependence on W (sigma detached) is far from it
+    W_det = W.detach().clone().requires_grad_(True)
+    out = x @ (W_det / torch.linalg.svdvals(W_det)[0].detach()).T + layer.bias.detach()
+    (wrong,) = torch.autograd.grad((out - target).square().sum(), W_det)
+    assert (wrong - want).abs().max() > 1e-3
+
+
+@pytest.mark.slow
+def test_wgan_sn_trains_a_lipschitz_critic_and_moves_the_generator(device: torch.device) -> None:
+    # A WGAN with a spectrally normalised critic on 1-D data N(2, 0.5^2), from a generator near 0:
+    # after training, the critic is 1-Lipschitz everywhere (spectral normalisation) and the
+    # generator's samples have moved to the data (mean and spread).
+    from gencode.distributions import mixture_1d
+    from gencode.gan import train_adversarial
+
+    data = mixture_1d([1.0], [2.0], [0.5], device=device)
+    torch.manual_seed(0)
+    wgan = WGAN(1, latent_dim=1, hidden=32, depth=2, method="sn").to(device)
+    g = torch.Generator(device=device).manual_seed(1)
+    before = wgan.sample(4000, g).detach()
+    train_adversarial(wgan, data.sample, steps=400, batch_size=128, n_critic=2, lr_d=2e-3, lr_g=2e-3, betas=(0.5, 0.9))
+    after = wgan.sample(4000, g).detach()
+    x = torch.linspace(-3, 5, 401, device=device).unsqueeze(-1).requires_grad_(True)
+    wgan.eval()  # use the stored power-iteration vectors, as after training
+    (slope,) = torch.autograd.grad(wgan.discriminator(x).sum(), x)
+    # each layer's weight divided by its (estimated) largest singular value, ReLU 1-Lipschitz:
+    # |f'| <= 1 up to the power iteration's error (one iteration per step, measured < 1e-3)
+    assert slope.abs().max().item() <= 1.01
+    w1_before = wasserstein1_1d(before[:, 0], data.sample(4000, g)[:, 0]).item()
+    w1_after = wasserstein1_1d(after[:, 0], data.sample(4000, g)[:, 0]).item()
+    print(f"W1 before {w1_before:.3f}, after {w1_after:.3f}; mean {after.mean().item():.3f}, sd {after.std().item():.3f}")
+    # The untrained generator sits near 0 (W1 ~ 2).  WGAN dynamics oscillate around the data rather
+    # than converge at this budget (the mean swings between 1.6 and 2.4 over 400-800 steps in our
+    # runs), so the test asks for a threefold reduction of W1, which an untrained, collapsed or
+    # diverged generator does not reach.
+    assert w1_before > 1.5
+    assert w1_after < w1_before / 3
