@@ -138,8 +138,9 @@ jensen_gap = register(Identity(
             "as products",
             _jensen_residuals),
     ),
-    template=(r"K(x_0) = \mathbb{E}_{q(x_{1:T} \mid x_0)}\!\left[$integrand\right] = \log p(x_0) "
-              r"- \mathrm{KL}\!\left(q(x_{1:T} \mid x_0)\,\|\,p(x_{1:T} \mid x_0)\right)"),
+    template=(r"K(x_0) = \mathbb{E}_{q(x_{1:T} \mid x_0)}\!\left[$integrand\right] "
+              r"= \mathbb{E}_{q(x_{1:T} \mid x_0)}\!\left[\log \frac{p(x_{0:T})}{q(x_{1:T} \mid x_0)}\right] "
+              r"= \log p(x_0) - \mathrm{KL}\!\left(q(x_{1:T} \mid x_0)\,\|\,p(x_{1:T} \mid x_0)\right)"),
     assumptions=("any T, any prior p(x_T) and reverse kernels, any forward trajectory; densities positive",
                  "w = prod_t p(x_{t-1} | x_t) / q(x_t | x_{t-1}), so p(x_T) w = p(x_{0:T}) / q(x_{1:T} | x_0)",
                  "counterexamples: T = 1, q(x_1 | x_0) = N(sqrt(alpha_1) x_0, beta_1), p(x_1) = N(0, 1), "
