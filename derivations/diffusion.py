@@ -931,6 +931,8 @@ cosine = register(Identity(
         Mutant("missing_square", {"alphabar": sp.cos(u)},
                r"The square of the cosine dropped, $\bar\alpha_t = \cos u$.",
                source="Lil'Log, \"What are diffusion models?\" (an earlier revision; corrected since)"),
+        Mutant("snr_inverted", {"snr": sp.tan(u) ** 2},
+               r"The signal-to-noise ratio turned upside down, $\tan^2 u$: the noise-to-signal ratio."),
     ),
     references=("nichol2021improved",),
     code=("gencode.diffusion.cosine_beta_schedule",),

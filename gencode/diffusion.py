@@ -412,7 +412,12 @@ class NoiseSchedule(nn.Module):
         return w
 
     def mean_from_score(self, xt: torch.Tensor, score: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
-        """``mu = (x_t + beta_t s) / sqrt(alpha_t)`` with ``s`` the score of ``q(x_t)`` (``ddpm.reverse.langevin``)."""
+        """``mu = (x_t + beta_t s) / sqrt(alpha_t)`` with ``s`` the score of ``q(x_t)`` (``ddpm.reverse.euler_maruyama``).
+
+        To first order in ``beta_t`` this is ``x_t + beta_t (x_t / 2 + s)``, the mean of one
+        Euler-Maruyama step of the reverse-time SDE of the variance-preserving process (not a
+        Langevin step: that would have no drift and noise ``2 beta_t``).
+        """
         self._check_same_shape(xt=xt, score=score)
         t = self._index(t, xt, "xt")
         return self._at(self.sqrt_recip_alphas, t, xt) * (xt + self._at(self.betas, t, xt) * score)
@@ -481,7 +486,8 @@ def ancestral_sample(schedule: NoiseSchedule, predictor: NoisePredictor, x_T: to
 
     ``mu_theta(x_t, t) = (x_t - beta_t / sqrt(1 - alphabar_t) eps_theta(x_t, t)) / sqrt(alpha_t)``
     (``ddpm.posterior.mean_eps`` with the predicted noise) and ``z ~ N(0, I)``, except at the
-    last step, which returns the mean.
+    last step, which returns the mean.  With ``sigma_t^2 = beta_t`` each step is, to first order in
+    ``beta_t``, an Euler-Maruyama step of the reverse-time SDE (``ddpm.reverse.euler_maruyama``).
 
     Args:
         schedule: the noise schedule.
