@@ -185,8 +185,14 @@ def _trained(cls, device: torch.device, steps: int):
     data = _labelled_2d(device)
     data32 = LabelledMixture(data.mixture.to(dtype=torch.float32), data.labels)
     sched = NoiseSchedule(linear_beta_schedule(100, 1e-3, 0.2, dtype=torch.float32)).to(device)
+    from gencode.diffusion import early_step_probs
+
     torch.manual_seed(0)
-    model = cls(sched, dim=2, num_classes=3, hidden=128).to(device)
+    from gencode.guidance import ConditionalDDPM
+
+    # half of the denoiser's steps from the ten least noisy ones; the classifier keeps uniform steps
+    extra = {"step_probs": early_step_probs(sched.T)} if cls is ConditionalDDPM else {}
+    model = cls(sched, dim=2, num_classes=3, hidden=128, **extra).to(device)
     fit(model.loss, model, labelled_batches(data32), steps=steps, batch_size=512, lr=3e-3, lr_schedule="cosine",
         ema_decay=0.995)
     return data, data32, sched, model
