@@ -199,7 +199,11 @@ def _trained(cls, device: torch.device, steps: int):
 
 
 def _exact_guided(data: LabelledMixture, y: int, gamma: float, n: int, reps: int, gen: torch.Generator):
-    """One large run of the exact guided sampler, split into the floor's pieces and a reference."""
+    """One large run of the exact guided sampler, split into the floor's pieces and a reference.
+
+    The floor of a two-component law is dominated by the binomial fluctuation of the component
+    counts, and its threshold estimated from 10 repetitions varied by a factor 10 between runs
+    (0.005 to 0.05 at n = 600); the tests use 30 repetitions."""
     sched = _schedule(data.mixture.device)
     x = ancestral_sample(sched, oracle_guided_predictor(sched, data, y, gamma),
                          torch.randn((2 * reps + 1) * n, 2, generator=gen, device=data.mixture.device,
@@ -219,19 +223,21 @@ def test_trained_cfg_model_reproduces_the_exact_guided_sampler(device: torch.dev
     n = 600
     target = data.class_mixture(0)
     for gamma in (1.0, 3.0):
-        floor, reference, exact = _exact_guided(data, 0, gamma, n, 10, gen)
+        floor, reference, exact = _exact_guided(data, 0, gamma, n, 30, gen)
         x = ancestral_sample(sched, model.guided_predictor(0, gamma), torch.randn(n, 2, generator=gen, device=device),
                              "beta", gen).double()
         ed = float(energy_distance(x, reference))
         # Training budget: 2000 steps.  The book's goal for a trained sampler: within 1.5 times the
-        # floor threshold of the exact guided sampler's law (measured 0.5 to 1.0 times).
+        # floor threshold of the exact guided sampler's law (measured -0.2 to 0.6 times over sampling
+        # seeds with the chapter's threshold).
         assert ed < 1.5 * floor.threshold(), (gamma, ed, floor.threshold())
         modes = mode_check(x, target, reference=exact)
         assert float(modes.weight_z.abs().max()) < 4, modes.weight_z
-        # Within-component variance: measured 1.2 to 1.4 times the exact sampler's at this budget;
-        # the bound 2 leaves room for other devices, and 0.7 catches a collapsed sampler.
+        # Within-component variance: measured 0.87 to 1.25 times the exact sampler's at this budget
+        # (0.5 to 0.65 without early_step_probs, which this bound rejects); 1.6 leaves room for
+        # other devices and seeds.
         ratio = float(modes.variances.mean() / modes.ref_variances.mean())
-        assert 0.7 < ratio < 2, (gamma, ratio)
+        assert 0.7 < ratio < 1.6, (gamma, ratio)
     # the null label gives the unconditional model: about 40% of its samples are of class 0
     x_u = ancestral_sample(sched, model.guided_predictor(0, 0.0), torch.randn(n, 2, generator=gen, device=device),
                            "beta", gen)
@@ -259,7 +265,7 @@ def test_trained_noisy_classifier_agrees_with_the_exact_one(device: torch.device
     # guiding the exact unconditional predictor with it reproduces the exact guided sampler (gamma = 3)
     uncond = oracle_noise_predictor(sched, MixtureOracle(data32.mixture))
     n = 600
-    floor, reference, exact_x = _exact_guided(data, 0, 3.0, n, 10, gen)
+    floor, reference, exact_x = _exact_guided(data, 0, 3.0, n, 30, gen)
     x = ancestral_sample(sched, clf.guided_predictor(uncond, 0, 3.0),
                          torch.randn(n, 2, generator=gen, device=device), "beta", gen).double()
     assert float(data.classifier_log_prob(x, 1.0, 1e-3).exp()[:, 0].mean()) > 0.95
@@ -267,4 +273,4 @@ def test_trained_noisy_classifier_agrees_with_the_exact_one(device: torch.device
     modes = mode_check(x, data.class_mixture(0), reference=exact_x)
     assert float(modes.weight_z.abs().max()) < 4, modes.weight_z
     ratio = float(modes.variances.mean() / modes.ref_variances.mean())
-    assert 0.7 < ratio < 2, ratio
+    assert 0.7 < ratio < 1.6, ratio  # measured 0.96 to 1.0 with the exact unconditional predictor
