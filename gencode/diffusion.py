@@ -623,14 +623,20 @@ def draw_steps(n: int, T: int, device: torch.device, probs: torch.Tensor | None 
     ``t - 1`` for step ``t``) restricted to ``t >= low`` and renormalised.
 
     Returns the steps, shape (n,), and the probabilities used (shape (T,)), or ``None`` when
-    uniform.  Draws from torch's global generator (seeded by :func:`gencode.train.fit`).
+    uniform.  Draws from torch's global generator (seeded by :func:`gencode.train.fit`), always
+    through ``torch.randint`` (a non-uniform ``p`` by inverting its CDF at ``randint / 2^30``), never
+    ``torch.multinomial``: ``fit`` seeds the global generator and the data's generator with the same
+    seed, and a mixture's ``sample`` picks components with ``multinomial``, so the two streams would
+    be identical and every step ``t`` would be tied to the component of its data point.
     """
     if probs is None:
         return torch.randint(low, T + 1, (n,), device=device), None
     p = probs.to(device=device, dtype=torch.float64).clone()
     p[: low - 1] = 0
     p = p / p.sum()
-    return torch.multinomial(p, n, replacement=True) + 1, p
+    u = torch.randint(0, 1 << 30, (n,), device=device, dtype=torch.float64) / (1 << 30)  # (n,) in [0, 1)
+    t = torch.searchsorted(torch.cumsum(p, 0), u, right=True).clamp(max=T - 1) + 1
+    return t, p
 
 
 def check_step_probs(probs: torch.Tensor | None, T: int) -> torch.Tensor | None:

@@ -643,3 +643,23 @@ def test_early_step_probs_keep_the_elbo_objective(device: torch.device) -> None:
         DDPM(sched, net, step_probs=torch.ones(sched.T - 1))
     with pytest.raises(ValueError, match="fraction"):
         early_step_probs(10, 1.5)
+
+
+def test_drawn_steps_are_independent_of_the_data_under_fits_seeding(device: torch.device) -> None:
+    """gencode.train.fit seeds the data's generator and torch's global one with the same seed; the
+    steps must not inherit the data's random stream.  With torch.multinomial (what a mixture uses
+    to pick components) both streams were identical: every point of modes 0-3 got t <= 10 and no
+    point of modes 5-7 did.  Now the fraction of early steps is the same in every mode, within five
+    binomial standard errors (p = 0.55, about 500 points per mode)."""
+    from gencode.diffusion import draw_steps, early_step_probs
+
+    data = eight_gaussians(dtype=torch.float64, device=device)
+    gen = torch.Generator(device=device).manual_seed(0)
+    torch.manual_seed(0)  # as fit does, with the same seed
+    x0 = data.sample(4096, generator=gen)
+    t, _ = draw_steps(4096, 100, device, early_step_probs(100, 0.5, 10))
+    mode = data.responsibilities(x0).argmax(-1)
+    for k in range(8):
+        frac = float((t[mode == k] <= 10).double().mean())
+        n_k = int((mode == k).sum())
+        assert abs(frac - 0.55) < 5 * math.sqrt(0.55 * 0.45 / n_k), (k, frac)
