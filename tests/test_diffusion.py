@@ -551,10 +551,11 @@ def test_trained_noise_predictor_approaches_the_oracle(device: torch.device) -> 
     assert rel[2] < 0.05 and rel[3] < 0.05, rel
     assert rel[1] < 0.5, rel
     # Its samples: the pooled energy distance within 1.5 times the floor threshold (the book's goal
-    # for a trained sampler; measured 0.0 to 0.5 times over seeds), every mode's weight within four
-    # standard errors of the data's, and the within-mode variance: measured 2.4 to 3.0 times the
-    # data's at this budget (the oracle sampler's is 1.2 times), so we require less than 4 times,
-    # and more than the data's 0.8 (a collapsed sampler would be far below).
+    # for a trained sampler; measured -0.4 times in the chapter), every mode's weight within four
+    # standard errors of the data's, and the within-mode variance: measured 1.3 times the data's,
+    # as the oracle's with the same 100-step sampler (1.2 to 1.3 times, the discretisation).  With
+    # uniform training steps the same budget gave 2.4 to 3.0 times (measured on 4000 samples over
+    # three runs), which the bound 1.8 rejects; 0.8 catches a collapsed sampler.
     n = 800
     x = model.sample(n, 2, generator=gen).double()
     data64 = data.to(dtype=torch.float64)
@@ -563,7 +564,7 @@ def test_trained_noise_predictor_approaches_the_oracle(device: torch.device) -> 
     modes = mode_check(x, data64, reference=data64.sample(4000, generator=gen))
     assert float(modes.weight_z.abs().max()) < 4, modes.weight_z
     ratio = float(modes.variances.mean() / modes.ref_variances.mean())
-    assert 0.8 < ratio < 4, ratio
+    assert 0.8 < ratio < 1.8, ratio
 
 
 def test_ddpm_bad_input(device: torch.device) -> None:
