@@ -10,7 +10,7 @@ The closed forms implemented here are the registered identities ``ddpm.forward.m
 compares them with the SymPy expressions of :mod:`derivations.diffusion`.
 
 The model: :class:`DDPM` (a schedule and a noise-prediction network, its ``L_simple`` or ELBO-weighted
-loss, ``ddpm.loss.eps_weight``), :func:`ancestral_sample` (any :data:`NoisePredictor`: a network, the
+loss, ``ddpm.loss.eps_weight``, with training steps drawn uniformly or from :func:`early_step_probs`), :func:`ancestral_sample` (any :data:`NoisePredictor`: a network, the
 exact :func:`oracle_noise_predictor` of Gaussian-mixture data, a guided combination) and
 :func:`elbo_terms` (the bound term by term, ``ddpm.elbo.decomposition``).
 
