@@ -41,7 +41,6 @@ from .diffusion import (
     linear_gaussian_model,
     log_normal,
     path_log_ratio,
-    reverse_log,
     split_half_logs,
     t_,
     T_,

@@ -197,7 +197,8 @@ def _cfg_gaussian_residuals(claim: dict) -> list[sp.Expr]:
     guided = (1 - gamma) * _score(_noised_variance(sigma2)) + gamma * _score(_noised_variance(tau2))
     # the tilted law p(x | y)^gamma p(x)^(1 - gamma): its log-density is quadratic in x, and its
     # precision is minus twice the coefficient of x^2
-    log_tilted = gamma * GaussianFactor(x, 0, tau2).log_density() + (1 - gamma) * GaussianFactor(x, 0, sigma2).log_density()
+    log_tilted = (gamma * GaussianFactor(x, 0, tau2).log_density()
+                  + (1 - gamma) * GaussianFactor(x, 0, sigma2).log_density())
     tilted_precision = -2 * sp.Poly(sp.expand(log_tilted), x).coeff_monomial(x**2)
     return [guided + claim["precision"] * x,                      # the guided score is -Lambda x
             claim["tilted_variance"] * tilted_precision - 1,

@@ -10,7 +10,8 @@ The closed forms implemented here are the registered identities ``ddpm.forward.m
 compares them with the SymPy expressions of :mod:`derivations.diffusion`.
 
 The model: :class:`DDPM` (a schedule and a noise-prediction network, its ``L_simple`` or ELBO-weighted
-loss, ``ddpm.loss.eps_weight``, with training steps drawn uniformly or from :func:`early_step_probs`), :func:`ancestral_sample` (any :data:`NoisePredictor`: a network, the
+loss, ``ddpm.loss.eps_weight``, with training steps drawn uniformly or from :func:`early_step_probs`),
+:func:`ancestral_sample` (any :data:`NoisePredictor`: a network, the
 exact :func:`oracle_noise_predictor` of Gaussian-mixture data, a guided combination) and
 :func:`elbo_terms` (the bound term by term, ``ddpm.elbo.decomposition``).
 
@@ -412,7 +413,7 @@ class NoiseSchedule(nn.Module):
         return w
 
     def mean_from_score(self, xt: torch.Tensor, score: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
-        """``mu = (x_t + beta_t s) / sqrt(alpha_t)`` with ``s`` the score of ``q(x_t)`` (``ddpm.reverse.euler_maruyama``).
+        """``mu = (x_t + beta_t s) / sqrt(alpha_t)``, ``s`` the score of ``q(x_t)`` (``ddpm.reverse.euler_maruyama``).
 
         To first order in ``beta_t`` this is ``x_t + beta_t (x_t / 2 + s)``, the mean of one
         Euler-Maruyama step of the reverse-time SDE of the variance-preserving process (not a
