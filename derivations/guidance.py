@@ -12,14 +12,15 @@ random rational point.
 3. ``guidance.cfg``: classifier-free guidance ``(1 - gamma) s(x) + gamma s(x, y)`` is the same score;
 4. ``guidance.classifier_noise``: classifier guidance written for a noise predictor;
 5. ``guidance.cfg_gaussian``: for Gaussians, the CFG score at noise level ``(a, s)`` is *not* the
-   score of the noised tilted law ``p(x | y)^gamma p(x)^(1 - gamma)`` (Bradley and Nakkiran, 2024).
+   score of the noised tilted law ``p(x | y)^gamma p(x)^(1 - gamma)`` (Bradley and Nakkiran, 2024);
+   the noised variances, the scores and the tilted law's variance are derived, not typed in.
 """
 
 from __future__ import annotations
 
 import sympy as sp
 
-from .core import Identity, Mutant, equal, register, sym
+from .core import Check, GaussianFactor, Identity, Mutant, Scope, equal, gaussian_expectation, register, sym
 from .diffusion import UNIT, alphabar_t
 
 REFERENCES = ("dhariwal2021diffusion", "ho2022classifier")
@@ -52,6 +53,7 @@ bayes = register(Identity(
     id="guidance.bayes",
     title="The conditional score is the unconditional score plus the classifier's gradient",
     chapter="guidance",
+    scope=Scope.GENERAL,
     claim={"score": p1 / p0 + c1 / c0},
     check=equal({"score": score_of(sp.log(C * P / p_y))},
                 "differentiate log(p(y | x) p(x) / p(y)) by the chain rule for any positive "
@@ -77,6 +79,7 @@ sharpening = register(Identity(
     id="guidance.sharpening",
     title=r"The guided score is the score of $p(x)\,p(y \mid x)^\gamma$",
     chapter="guidance",
+    scope=Scope.GENERAL,
     claim={"score": p1 / p0 + gamma * c1 / c0},
     check=equal({"score": score_of(sp.log(P * C**gamma / sym("Z", positive=True)))},
                 "differentiate log(p(x) p(y | x)^gamma / Z) for any positive differentiable "
@@ -107,6 +110,7 @@ cfg = register(Identity(
     id="guidance.cfg",
     title="Classifier-free guidance: an extrapolation of the conditional score",
     chapter="guidance",
+    scope=Scope.GENERAL,
     claim={"guided": (1 - gamma) * s_u + gamma * s_c, "w_form": (1 + w) * s_c - w * s_u},
     check=equal({"guided": s_u + gamma * g_, "w_form": s_u + gamma * g_},
                 "substitute s(x, y) = s(x) + grad log p(y | x) (guidance.bayes) and w = gamma - 1; "
@@ -142,6 +146,7 @@ classifier_noise = register(Identity(
     id="guidance.classifier_noise",
     title="Classifier guidance written for a noise predictor",
     chapter="guidance",
+    scope=Scope.GENERAL,
     claim={"eps": eps_u - gamma * sp.sqrt(1 - alphabar_t) * g_},
     check=equal({"eps": -sp.sqrt(1 - alphabar_t) * (-eps_u / sp.sqrt(1 - alphabar_t) + gamma * g_)},
                 "eps = -sqrt(1 - alphabar_t) s with s = s(x_t) + gamma grad log p(y | x_t) and "
@@ -173,27 +178,51 @@ gamma_dom = sym("gamma", (0, 1), positive=True)
 
 precision_cfg = (1 - gamma) / (a**2 * sigma2 + s**2) + gamma / (a**2 * tau2 + s**2)
 tilted_variance = 1 / (gamma / tau2 + (1 - gamma) / sigma2)
+x0_ = sym("x_0", real=True)
+e_ = sym("epsilon", real=True)
 
 
-def _gaussian_score(variance: sp.Expr) -> sp.Expr:
-    return sp.diff(-x**2 / (2 * variance), x)
+def _noised_variance(variance: sp.Expr) -> sp.Expr:
+    """Variance of ``a X + s E`` for independent ``X ~ N(0, variance)`` and ``E ~ N(0, 1)`` (moments)."""
+    second = gaussian_expectation(sp.expand((a * x0_ + s * e_) ** 2), x0_, 0, variance)
+    return gaussian_expectation(second, e_, 0, 1)
+
+
+def _score(variance: sp.Expr) -> sp.Expr:
+    """``d/dx log N(x; 0, variance)``."""
+    return sp.diff(GaussianFactor(x, 0, variance).log_density(), x)
+
+
+def _cfg_gaussian_residuals(claim: dict) -> list[sp.Expr]:
+    guided = (1 - gamma) * _score(_noised_variance(sigma2)) + gamma * _score(_noised_variance(tau2))
+    # the tilted law p(x | y)^gamma p(x)^(1 - gamma): its log-density is quadratic in x, and its
+    # precision is minus twice the coefficient of x^2
+    log_tilted = (gamma * GaussianFactor(x, 0, tau2).log_density()
+                  + (1 - gamma) * GaussianFactor(x, 0, sigma2).log_density())
+    tilted_precision = -2 * sp.Poly(sp.expand(log_tilted), x).coeff_monomial(x**2)
+    return [guided + claim["precision"] * x,                      # the guided score is -Lambda x
+            claim["tilted_variance"] * tilted_precision - 1,
+            # at s = 0 the guided precision is that of the tilted law scaled by a
+            (claim["precision"] * a**2 * claim["tilted_variance"]).xreplace({s: 0}) - 1]
 
 
 cfg_gaussian = register(Identity(
     id="guidance.cfg_gaussian",
     title="For Gaussians, the guided score at a noise level is not the noised tilted score",
     chapter="guidance",
-    claim={"precision": precision_cfg},
-    check=equal({"precision": -sp.diff((1 - gamma) * _gaussian_score(a**2 * sigma2 + s**2)
-                                       + gamma * _gaussian_score(a**2 * tau2 + s**2), x)},
-                "the CFG combination of the two noised Gaussian scores -x / (a^2 v + s^2) is "
-                "linear in x; its slope compared; cancel"),
+    scope=Scope.GENERAL,
+    claim={"precision": precision_cfg, "tilted_variance": tilted_variance},
+    check=Check(
+        "noised variances from the moments of a X + s E (moment recursion); scores by "
+        "differentiating the Gaussian log-densities; CFG combination (guidance.cfg); the tilted "
+        "law's precision by its x^2 coefficient; both compared, and at s = 0; cancel",
+        _cfg_gaussian_residuals,
+    ),
     template=(r"(1 - \gamma)\, \nabla \log p_{a,s}(x) + \gamma\, \nabla \log p_{a,s}(x \mid y) = "
-              r"-\Lambda x, \qquad \Lambda = $precision"),
-    assumptions=("p(x) = N(0, sigma^2), p(x | y) = N(0, tau^2); at noise level (a, s) they become "
-                 "N(0, a^2 sigma^2 + s^2) and N(0, a^2 tau^2 + s^2)",
-                 "the tilted law p(x | y)^gamma p(x)^(1 - gamma) is N(0, v_gamma) with "
-                 "1 / v_gamma = gamma / tau^2 + (1 - gamma) / sigma^2"),
+              r"-\Lambda x, \qquad \Lambda = $precision, \qquad v_\gamma = $tilted_variance"),
+    assumptions=("p(x) = N(0, sigma^2), p(x | y) = N(0, tau^2) in one dimension",
+                 "the noise level (a, s) maps x_0 to a x_0 + s epsilon, epsilon ~ N(0, 1) independent",
+                 "the tilted law is p(x | y)^gamma p(x)^(1 - gamma) / Z, gamma such that it is normalisable"),
     mutants=(
         Mutant("noised_tilted", {"precision": 1 / (a**2 * tilted_variance + s**2)},
                r"The precision of the tilted law $p(x \mid y)^\gamma p(x)^{1-\gamma}$ after noising: "
@@ -201,6 +230,11 @@ cfg_gaussian = register(Identity(
                r"$s = 0$ only.",
                source="Bradley and Nakkiran, \"Classifier-free guidance is a predictor-corrector\" "
                       "(arXiv 2408.09000), on a common misreading of CFG"),
+        Mutant("variances_mixed", {"tilted_variance": gamma * tau2 + (1 - gamma) * sigma2},
+               r"The tilted law's variance taken as the mixture of the variances, "
+               r"$\gamma \tau^2 + (1 - \gamma)\sigma^2$: tilting adds precisions, not variances."),
+        Mutant("noise_not_scaled", {"precision": (1 - gamma) / (a**2 * sigma2 + s) + gamma / (a**2 * tau2 + s)},
+               r"The noise standard deviation $s$ added where its square belongs."),
     ),
     references=REFERENCES + ("bradley2024classifier",),
 ))

@@ -10,7 +10,8 @@ The closed forms implemented here are the registered identities ``ddpm.forward.m
 compares them with the SymPy expressions of :mod:`derivations.diffusion`.
 
 The model: :class:`DDPM` (a schedule and a noise-prediction network, its ``L_simple`` or ELBO-weighted
-loss, ``ddpm.loss.eps_weight``), :func:`ancestral_sample` (any :data:`NoisePredictor`: a network, the
+loss, ``ddpm.loss.eps_weight``, with training steps drawn uniformly or from :func:`early_step_probs`),
+:func:`ancestral_sample` (any :data:`NoisePredictor`: a network, the
 exact :func:`oracle_noise_predictor` of Gaussian-mixture data, a guided combination) and
 :func:`elbo_terms` (the bound term by term, ``ddpm.elbo.decomposition``).
 
@@ -412,7 +413,12 @@ class NoiseSchedule(nn.Module):
         return w
 
     def mean_from_score(self, xt: torch.Tensor, score: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
-        """``mu = (x_t + beta_t s) / sqrt(alpha_t)`` with ``s`` the score of ``q(x_t)`` (``ddpm.reverse.langevin``)."""
+        """``mu = (x_t + beta_t s) / sqrt(alpha_t)``, ``s`` the score of ``q(x_t)`` (``ddpm.reverse.euler_maruyama``).
+
+        To first order in ``beta_t`` this is ``x_t + beta_t (x_t / 2 + s)``, the mean of one
+        Euler-Maruyama step of the reverse-time SDE of the variance-preserving process (not a
+        Langevin step: that would have no drift and noise ``2 beta_t``).
+        """
         self._check_same_shape(xt=xt, score=score)
         t = self._index(t, xt, "xt")
         return self._at(self.sqrt_recip_alphas, t, xt) * (xt + self._at(self.betas, t, xt) * score)
@@ -481,7 +487,8 @@ def ancestral_sample(schedule: NoiseSchedule, predictor: NoisePredictor, x_T: to
 
     ``mu_theta(x_t, t) = (x_t - beta_t / sqrt(1 - alphabar_t) eps_theta(x_t, t)) / sqrt(alpha_t)``
     (``ddpm.posterior.mean_eps`` with the predicted noise) and ``z ~ N(0, I)``, except at the
-    last step, which returns the mean.
+    last step, which returns the mean.  With ``sigma_t^2 = beta_t`` each step is, to first order in
+    ``beta_t``, an Euler-Maruyama step of the reverse-time SDE (``ddpm.reverse.euler_maruyama``).
 
     Args:
         schedule: the noise schedule.
@@ -580,6 +587,69 @@ def elbo_terms(schedule: NoiseSchedule, predictor: NoisePredictor, x0: torch.Ten
     return ELBOTerms(prior, diffusion, -decoder.log_prob(x0).sum(-1))
 
 
+def early_step_probs(T: int, fraction: float = 0.5, early: int = 10) -> torch.Tensor:
+    """Training-step probabilities that oversample the least noisy steps, shape (T,).
+
+    With probability ``fraction`` the step is uniform on ``{1, ..., early}``, otherwise uniform on
+    ``{1, ..., T}``: ``p_t = (1 - fraction) / T + fraction / early`` for ``t <= early``, else
+    ``(1 - fraction) / T``.  Each step is its own least-squares problem, so drawing ``t`` from
+    ``p`` instead of uniformly leaves ``L_simple``'s minimiser unchanged; it gives more samples to
+    the least noisy steps, where ``E[eps | x_t]`` is a small signal in a unit-variance target and a
+    network trained with uniform steps errs most (and the sampler's last steps amplify the error
+    into the spread of the samples).
+
+    Args:
+        T: number of steps.
+        fraction: probability mass moved to the early steps, in [0, 1].
+        early: number of early steps, in {1, ..., T}.
+
+    Example:
+        >>> p = early_step_probs(100, 0.5, 10)
+        >>> round(float(p.sum()), 12), round(float(p[0] / p[-1]), 6)
+        (1.0, 11.0)
+    """
+    _check_steps(T)
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"fraction must lie in [0, 1], got {fraction}")
+    if isinstance(early, bool) or not isinstance(early, int) or not 1 <= early <= T:
+        raise ValueError(f"early must be an int in 1..{T}, got {early!r}")
+    p = torch.full((T,), (1 - fraction) / T, dtype=torch.float64)
+    p[:early] += fraction / early
+    return p
+
+
+def draw_steps(n: int, T: int, device: torch.device, probs: torch.Tensor | None = None,
+               low: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``n`` training steps in ``{low, ..., T}``: uniform, or from ``probs`` (shape (T,), entry
+    ``t - 1`` for step ``t``) restricted to ``t >= low`` and renormalised.
+
+    Returns the steps, shape (n,), and the probabilities used (shape (T,)), or ``None`` when
+    uniform.  Draws from torch's global generator (seeded by :func:`gencode.train.fit`), always
+    through ``torch.randint`` (a non-uniform ``p`` by inverting its CDF at ``randint / 2^30``), never
+    ``torch.multinomial``: ``fit`` seeds the global generator and the data's generator with the same
+    seed, and a mixture's ``sample`` picks components with ``multinomial``, so the two streams would
+    be identical and every step ``t`` would be tied to the component of its data point.
+    """
+    if probs is None:
+        return torch.randint(low, T + 1, (n,), device=device), None
+    p = probs.to(device=device, dtype=torch.float64).clone()
+    p[: low - 1] = 0
+    p = p / p.sum()
+    u = torch.randint(0, 1 << 30, (n,), device=device, dtype=torch.float64) / (1 << 30)  # (n,) in [0, 1)
+    t = torch.searchsorted(torch.cumsum(p, 0), u, right=True).clamp(max=T - 1) + 1
+    return t, p
+
+
+def check_step_probs(probs: torch.Tensor | None, T: int) -> torch.Tensor | None:
+    """``probs`` validated (shape (T,), non-negative, positive sum) and normalised, or ``None``."""
+    if probs is None:
+        return None
+    probs = torch.as_tensor(probs, dtype=torch.float64)
+    if probs.shape != (T,) or not bool((probs >= 0).all()) or not float(probs.sum()) > 0:
+        raise ValueError(f"step_probs must be a non-negative tensor of shape ({T},) with a positive sum")
+    return probs / probs.sum()
+
+
 class DDPM(nn.Module):
     """A denoising diffusion probabilistic model: a schedule and a noise-prediction network.
 
@@ -587,6 +657,8 @@ class DDPM(nn.Module):
         schedule: the noise schedule.
         net: a network ``net(x_t, t) -> eps`` with ``x_t`` of shape (B, D) and ``t`` a float
             tensor (B,) of steps (e.g. :class:`gencode.nets.MLP` with ``time_dim``).
+        step_probs: probabilities of the training steps, shape (T,) (e.g. :func:`early_step_probs`);
+            ``None`` draws them uniformly, as DDPM does.
 
     Example:
         >>> from gencode.nets import MLP
@@ -598,12 +670,13 @@ class DDPM(nn.Module):
         Ho, Jain, Abbeel. Denoising Diffusion Probabilistic Models. 2020. arXiv:2006.11239.
     """
 
-    def __init__(self, schedule: NoiseSchedule, net: nn.Module) -> None:
+    def __init__(self, schedule: NoiseSchedule, net: nn.Module, step_probs: torch.Tensor | None = None) -> None:
         super().__init__()
         if not isinstance(schedule, NoiseSchedule):
             raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
         self.schedule = schedule
         self.net = net
+        self.register_buffer("step_probs", check_step_probs(step_probs, schedule.T))  # (T,) or None
 
     def noise(self, xt: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
         """``eps_theta(x_t, t)``; ``t`` an int or a (B,) integer tensor (a :data:`NoisePredictor`)."""
@@ -617,7 +690,9 @@ class DDPM(nn.Module):
         ``"simple"``: ``w_t = 1`` (``L_simple``); ``"elbo"``: ``w_t`` from :meth:`NoiseSchedule.elbo_weights`
         (the bound's KL terms, up to the factor ``T`` of the uniform draw of ``t``), for
         ``t >= 2``.  ``t`` and ``eps`` come from torch's global generator (seeded by
-        :func:`gencode.train.fit`).
+        :func:`gencode.train.fit`).  With ``step_probs``, ``t ~ p``: ``L_simple`` is then weighted
+        by ``p_t`` (same minimiser), and the ELBO weights are divided by ``(T - 1) p_t``
+        (importance sampling), so the ``"elbo"`` objective is unchanged in expectation.
 
         Args:
             x0: data, shape (B, D).
@@ -632,12 +707,15 @@ class DDPM(nn.Module):
         low = 1 if weighting == "simple" else 2
         if weighting not in ("simple", "elbo"):
             raise ValueError(f"weighting must be 'simple' or 'elbo', got {weighting!r}")
-        t = torch.randint(low, self.schedule.T + 1, (x0.shape[0],), device=x0.device)
+        T = self.schedule.T
+        t, p = draw_steps(x0.shape[0], T, x0.device, self.step_probs, low)
         eps = torch.randn_like(x0)
         xt = self.schedule.q_sample(x0, t, noise=eps)
         err = (eps - self.noise(xt, t)).square().sum(-1)  # (B,)
         if weighting == "elbo":
             err = err * self.schedule.elbo_weights(variance).to(x0.device, x0.dtype)[t]
+            if p is not None:
+                err = err / ((T - 1) * p[t - 1]).to(x0.dtype)
         return err.mean()
 
     @torch.no_grad()

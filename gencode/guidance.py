@@ -27,7 +27,7 @@ import math
 import torch
 from torch import nn
 
-from .diffusion import NoisePredictor, NoiseSchedule, oracle_noise_predictor
+from .diffusion import NoisePredictor, NoiseSchedule, check_step_probs, draw_steps, oracle_noise_predictor
 from .distributions import GaussianMixture
 from .nets import MLP
 from .oracle import MixtureOracle
@@ -194,17 +194,21 @@ class ConditionalDDPM(nn.Module):
         num_classes: ``C``.
         p_uncond: probability of replacing a label by the null label during training.
         hidden, depth, time_dim: passed to :class:`gencode.nets.MLP`.
+        step_probs: probabilities of the training steps, shape (T,)
+            (:func:`gencode.diffusion.early_step_probs`); ``None`` draws them uniformly.
 
     References:
         Ho, Salimans. Classifier-Free Diffusion Guidance. 2022. arXiv:2207.12598 (Algorithm 1).
     """
 
     def __init__(self, schedule: NoiseSchedule, dim: int, num_classes: int, p_uncond: float = 0.2,
-                 hidden: int = 64, depth: int = 2, time_dim: int = 16) -> None:
+                 hidden: int = 64, depth: int = 2, time_dim: int = 16,
+                 step_probs: torch.Tensor | None = None) -> None:
         super().__init__()
         if not 0 <= p_uncond <= 1:
             raise ValueError(f"p_uncond must lie in [0, 1], got {p_uncond}")
         self.schedule, self.dim, self.num_classes, self.p_uncond = schedule, dim, num_classes, p_uncond
+        self.register_buffer("step_probs", check_step_probs(step_probs, schedule.T))  # (T,) or None
         self.net = MLP(dim + num_classes + 1, dim, hidden=hidden, depth=depth, time_dim=time_dim)
 
     def noise(self, xt: torch.Tensor, t: int | torch.Tensor, y: torch.Tensor | int | None) -> torch.Tensor:
@@ -220,7 +224,7 @@ class ConditionalDDPM(nn.Module):
         """``L_simple`` with each label dropped (set to null) with probability ``p_uncond``."""
         x0, y = batch[:, : self.dim], batch[:, self.dim].long()
         y = torch.where(torch.rand(y.shape, device=y.device) < self.p_uncond, self.num_classes, y)
-        t = torch.randint(1, self.schedule.T + 1, (x0.shape[0],), device=x0.device)
+        t, _ = draw_steps(x0.shape[0], self.schedule.T, x0.device, self.step_probs)
         eps = torch.randn_like(x0)
         xt = self.schedule.q_sample(x0, t, noise=eps)
         return (eps - self.noise(xt, t, y)).square().sum(-1).mean()
@@ -239,17 +243,19 @@ class ConditionalDDPM(nn.Module):
 class NoisyClassifier(nn.Module):
     """A classifier ``p_phi(y | x_t, t)`` of noised inputs, for classifier guidance.
 
-    Trained by cross-entropy on ``x_t ~ q(x_t | x_0)`` at uniformly drawn steps; its input gradient
-    ``grad_{x_t} log p_phi(y | x_t, t)`` is taken by autograd.
+    Trained by cross-entropy on ``x_t ~ q(x_t | x_0)`` at uniformly drawn steps (or from
+    ``step_probs``, shape (T,)); its input gradient ``grad_{x_t} log p_phi(y | x_t, t)`` is taken by
+    autograd.
 
     References:
         Dhariwal, Nichol. Diffusion Models Beat GANs on Image Synthesis. 2021. arXiv:2105.05233 (section 4).
     """
 
     def __init__(self, schedule: NoiseSchedule, dim: int, num_classes: int, hidden: int = 64,
-                 depth: int = 2, time_dim: int = 16) -> None:
+                 depth: int = 2, time_dim: int = 16, step_probs: torch.Tensor | None = None) -> None:
         super().__init__()
         self.schedule, self.dim = schedule, dim
+        self.register_buffer("step_probs", check_step_probs(step_probs, schedule.T))  # (T,) or None
         self.net = MLP(dim, num_classes, hidden=hidden, depth=depth, time_dim=time_dim)
 
     def log_prob(self, xt: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
@@ -260,7 +266,7 @@ class NoisyClassifier(nn.Module):
     def loss(self, batch: torch.Tensor) -> torch.Tensor:
         """Cross-entropy on noised inputs; ``batch = [x_0, y]`` of shape (B, D + 1)."""
         x0, y = batch[:, : self.dim], batch[:, self.dim].long()
-        t = torch.randint(1, self.schedule.T + 1, (x0.shape[0],), device=x0.device)
+        t, _ = draw_steps(x0.shape[0], self.schedule.T, x0.device, self.step_probs)
         xt = self.schedule.q_sample(x0, t)
         return nn.functional.nll_loss(self.log_prob(xt, t), y)
 
