@@ -11,7 +11,7 @@ MATHJAX  := book/_static/mathjax/tex-chtml.js
 PKG_SOURCES := $(wildcard derivations/*.py gencode/*.py)
 JB_FLAGS := --builder html -W -n --keep-going
 
-.PHONY: help venv book linkcheck test browser-test report serve bench-build clean clean-book
+.PHONY: help venv book linkcheck test browser-test report serve bench bench-build clean clean-book
 
 help:
 	@echo "make book         install (if needed) and build the website into _build/html"
@@ -20,6 +20,7 @@ help:
 	@echo "make browser-test open every built page in headless Chromium (needs chromium)"
 	@echo "make report       print the verification report (python -m derivations)"
 	@echo "make serve        serve _build/html on http://127.0.0.1:8000"
+	@echo "make bench        side-by-side benchmark against diffusers, flow_matching, torchsde, torchdiffeq, zuko"
 	@echo "make bench-build  time the symbolic suite, the tests, a cold and a no-change book build"
 	@echo "make clean        remove _build (a full rebuild follows)"
 
@@ -77,6 +78,10 @@ report: $(STAMP)
 serve:
 	@test -d _build/html || { echo "no _build/html: run make book first"; exit 1; }
 	$(PY) -m http.server --directory _build/html --bind 127.0.0.1 8000
+
+# Writes benchmarks/results.json, which the book's benchmark appendix shows (BENCH_ARGS="--device cuda").
+bench: $(STAMP)
+	$(PY) -m benchmarks.peers $(BENCH_ARGS)
 
 bench-build: $(STAMP) $(MATHJAX)
 	$(PY) scripts/bench_build.py
