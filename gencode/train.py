@@ -47,6 +47,18 @@ def _positive_int(name: str, value: int) -> None:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
 
 
+def _batch_seed(seed: int) -> int:
+    """The seed of the batch generator: derived from ``seed`` but distinct from it.
+
+    ``torch.manual_seed(seed)`` seeds the global generator that a loss draws its noise and times
+    from; seeding the batch generator with the same number would make the two streams identical,
+    so that, e.g., the mixture component of each data point (``multinomial``) and the time drawn
+    for it in the loss were the same random numbers (found on the DDPM chapter: every point of
+    modes 0-3 drew t <= 10).  A large odd multiplier (Knuth's MMIX LCG) separates them.
+    """
+    return (seed * 6364136223846793005 + 1442695040888963407) % (2**63)
+
+
 def _make_optimizer(name: str, params: list[nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Optimizer:
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
@@ -81,7 +93,8 @@ def fit(
     :math:`\ell_i`.
 
     Batches: when ``data`` is a tensor of shape ``(N, ...)``, ``batch_size`` rows are drawn uniformly with
-    replacement by ``torch.randint`` with a generator on ``data``'s device seeded with ``seed``; when
+    replacement by ``torch.randint`` with a generator on ``data``'s device seeded from ``seed`` (by a
+    fixed map, so its stream differs from the global one); when
     ``data`` is a callable, the batch is ``data(batch_size, generator)`` with such a generator on the
     device of the first parameter (e.g. ``GaussianMixture.sample``). ``torch.manual_seed(seed)`` is also
     called before the loop, so dropout and any other global randomness are reproducible; initialising
@@ -149,13 +162,13 @@ def fit(
     if isinstance(data, torch.Tensor):
         if data.ndim < 1 or data.shape[0] < 1:
             raise ValueError(f"data must have shape (N, ...) with N >= 1, got {tuple(data.shape)}")
-        generator = torch.Generator(device=data.device).manual_seed(seed)
+        generator = torch.Generator(device=data.device).manual_seed(_batch_seed(seed))
 
         def draw() -> torch.Tensor:
             idx = torch.randint(data.shape[0], (batch_size,), generator=generator, device=data.device)
             return data[idx]  # (batch_size, ...)
     elif callable(data):
-        generator = torch.Generator(device=param_list[0].device).manual_seed(seed)
+        generator = torch.Generator(device=param_list[0].device).manual_seed(_batch_seed(seed))
 
         def draw() -> torch.Tensor:
             return data(batch_size, generator)
