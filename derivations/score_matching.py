@@ -15,7 +15,8 @@ The chapter ``book/score_matching.md`` states six results, registered here:
    score is ``-(x~ - x) / sigma^2``.
 4. ``score.tweedie``: ``E[x | x~] = x~ + sigma^2 grad log q_sigma(x~)`` and
    ``E[eps | x~] = -sigma grad log q_sigma(x~)`` for any prior.
-5. ``score.sliced``: for ``v ~ N(0, I)``, ``E[v^T J v] = tr J`` and ``E[(v^T s)^2] = ||s||^2``.
+5. ``score.sliced``: for ``v ~ N(0, I_D)``, ``E[v^T J v] = tr J`` and ``E[(v^T s)^2] = ||s||^2``, for a
+   symbolic ``D`` (sums over ``i, j = 1..D`` with Kronecker deltas).
 6. ``score.ncsn.weighting``: for Gaussian data ``N(mu, tau^2)`` the minimum of the denoising objective
    is ``tau^2 / (2 sigma^2 (tau^2 + sigma^2))`` per coordinate, and with the weight ``sigma^2`` it is
    ``tau^2 / (2 (tau^2 + sigma^2)) <= 1/2``: every level contributes on the same scale.
@@ -31,10 +32,13 @@ the coordinate renamed.
 
 from __future__ import annotations
 
+import random
+from dataclasses import dataclass
+
 import sympy as sp
 
-from .core import (Check, Claim, ForAnyFunction, Identity, Mutant, Scope, equal, function, gaussian_expectation,
-                   register, sym)
+from .core import (Check, Claim, ForAnyFunction, Identity, Mutant, Scope, Status, Verdict, equal, function,
+                   gaussian_expectation, register, sym)
 from .ebm import UnderIntegral, whole_line
 
 
@@ -352,45 +356,83 @@ dsm_constant = tau**2 / (2 * sigma**2 * (tau**2 + sigma**2))
 """``(1/sigma^2 - 1/(tau^2 + sigma^2)) / 2``: the constant C_sigma for Gaussian data, per coordinate."""
 
 # ---------------------------------------------------------------------------------------------
-# 5. Sliced score matching: random projections recover the trace and the norm.
+# 5. Sliced score matching: random projections recover the trace and the norm, in R^D for a symbolic D.
 
-v1, v2 = sym("v_1", real=True), sym("v_2", real=True)
-J11, J12, J21, J22 = (sym(f"J_{i}{j}", real=True) for i in (1, 2) for j in (1, 2))
-sv1, sv2 = sym("s_1", real=True), sym("s_2", real=True)
+D = sym("D", integer=True, positive=True)
+i_, j_ = sym("i", integer=True, positive=True), sym("j", integer=True, positive=True)
+Jac, vec = sp.IndexedBase("J"), sp.IndexedBase("s")
+v_sym = sym("v", real=True)
+# E[v_i v_j] for v ~ N(0, I): the second moment when i = j, the product of the means (independence) otherwise
+_second_moment = (gaussian_expectation(v_sym, v_sym, 0, 1) ** 2 * (1 - sp.KroneckerDelta(i_, j_))
+                  + gaussian_expectation(v_sym**2, v_sym, 0, 1) * sp.KroneckerDelta(i_, j_))
 
 
-def _projection_expectation(f: sp.Expr) -> sp.Expr:
-    """``E_v f(v)`` for ``v ~ N(0, I_2)``."""
-    return gaussian_expectation(gaussian_expectation(f, v1, 0, 1), v2, 0, 1)
+def _inside_range(expr: sp.Expr) -> sp.Expr:
+    """Resolve the conditions ``1 <= i <= D`` that SymPy leaves in a sum over ``i`` from 1 to ``D``."""
+
+    def resolve(total: sp.Sum) -> sp.Sum:
+        f = total.function
+        for var, lo, hi in total.limits:
+            known = {sp.Ge(hi, var): sp.true, sp.Le(var, hi): sp.true, sp.Ge(var, lo): sp.true,
+                     sp.Le(lo, var): sp.true}
+            f = f.replace(lambda e: isinstance(e, sp.Piecewise), lambda e, k=known: e.xreplace(k))
+        return sp.Sum(f, *total.limits)
+
+    return expr.replace(lambda e: isinstance(e, sp.Sum), resolve)
 
 
-_v = sp.Matrix([v1, v2])
-_J = sp.Matrix([[J11, J12], [J21, J22]])
-_sv = sp.Matrix([sv1, sv2])
+@dataclass(frozen=True)
+class SymbolicDimension(Check):
+    """A check of a statement about sums over ``D`` coordinates for a symbolic ``D``.
+
+    Proof: the residual, with its sums evaluated (``doit``, Kronecker deltas summed out) and the range
+    conditions resolved, is 0.  Refutation: ``D = 3`` with random rational entries.
+    """
+
+    def __call__(self, claim: Claim, seed: int = 0) -> Verdict:
+        residuals = [_inside_range(sp.sympify(r).doit()) for r in self.residuals(claim)]
+        leftovers = [r for r in (sp.expand(r.doit()) for r in residuals) if r != 0]
+        if not leftovers:
+            return Verdict(Status.PROVED, self.method)
+        rng = random.Random(seed)
+        for _ in range(self.tries):
+            for r in residuals:
+                explicit = sp.expand(r.subs(D, 3).doit())
+                point = {e: sp.Rational(rng.randint(-9, 9), rng.randint(1, 5))
+                         for e in sorted(explicit.atoms(sp.Indexed), key=str)}
+                value = explicit.xreplace(point)
+                if value != 0:
+                    witness = {str(k): str(v) for k, v in point.items()}
+                    witness.update(D="3", residual=str(value))
+                    return Verdict(Status.REFUTED, self.method, str(leftovers[0])[:160], witness)
+        return Verdict(Status.INCONCLUSIVE, self.method, str(leftovers[0])[:160])
+
+
+_trace = sp.Sum(Jac[i_, i_], (i_, 1, D))
+_norm = sp.Sum(vec[i_] ** 2, (i_, 1, D))
 
 sliced = register(Identity(
     id="score.sliced",
     title="Sliced score matching: projections recover the trace and the squared norm",
     chapter="score_matching",
-    claim={"trace": J11 + J22, "norm": sv1**2 + sv2**2},
-    check=equal(
-        {"trace": _projection_expectation((_v.T * _J * _v)[0]),
-         "norm": _projection_expectation(((_v.T * _sv)[0]) ** 2)},
-        "expectations over v ~ N(0, I) by the moment recursion; cancel",
+    claim={"trace": _trace, "norm": _norm},
+    check=SymbolicDimension(
+        "E[v_i v_j] from the Gaussian moments, sums over i, j = 1..D (D symbolic) with Kronecker deltas summed out",
+        lambda c: [sp.Sum(Jac[i_, j_] * _second_moment, (j_, 1, D), (i_, 1, D)) - c["trace"],
+                   sp.Sum(vec[i_] * vec[j_] * _second_moment, (j_, 1, D), (i_, 1, D)) - c["norm"]],
     ),
     template=(r"\begin{aligned} \mathbb{E}_{v}\big[v^\top J v\big] &= \operatorname{tr} J = $trace, \\ "
               r"\mathbb{E}_{v}\big[(v^\top s)^2\big] &= \|s\|^2 = $norm \end{aligned}"),
-    assumptions=("v ~ N(0, I), J the Jacobian of s_theta at x, in R^2",),
+    assumptions=("v ~ N(0, I_D), J in R^{D x D} (the Jacobian of s_theta at x), s in R^D, for every D",),
     mutants=(
-        Mutant("all_entries", {"trace": J11 + J12 + J21 + J22},
+        Mutant("all_entries", {"trace": sp.Sum(Jac[i_, j_], (i_, 1, D), (j_, 1, D))},
                "The sum of all entries of the Jacobian instead of its trace."),
-        Mutant("norm_of_sum", {"norm": (sv1 + sv2) ** 2},
+        Mutant("norm_of_sum", {"norm": sp.Sum(vec[i_], (i_, 1, D)) ** 2},
                r"$(\sum_i s_i)^2$ instead of $\sum_i s_i^2$."),
     ),
     references=("song2020sliced",),
     code=("gencode.score_matching.sliced_score_matching_loss",),
-    scope=Scope.INSTANCE,
-    instance="D = 2",
+    scope=Scope.GENERAL,
 ))
 
 # ---------------------------------------------------------------------------------------------
