@@ -118,7 +118,7 @@ def test_denoising_objective_is_explicit_objective_plus_registered_constant(devi
     mean, se = _batch_means(lambda _: denoising_score_matching_loss(score, data.sample(20_000, generator=gen),
                                                                     sigma, generator=gen))
     explicit = 2 * _registry(d.explicit_objective(), a=a, b=b, mu=MU, tau=TAU, sigma=sigma)
-    constant = 2 * _registry(d.denoising.claim["constant"], tau=TAU, sigma=sigma)
+    constant = 2 * _registry(d.ncsn_weighting.claim["minimum"], tau=TAU, sigma=sigma)  # C_sigma of Gaussian data
     assert abs(mean - (explicit + constant)) < 5 * se
     assert abs(mean - explicit) > 5 * se  # the "objectives are equal" variant is rejected
 
