@@ -401,9 +401,9 @@ class SymbolicDimension(Check):
                 point = {e: sp.Rational(rng.randint(-9, 9), rng.randint(1, 5))
                          for e in sorted(explicit.atoms(sp.Indexed), key=str)}
                 value = explicit.xreplace(point)
-                if value != 0:
+                if value.is_number and value != 0:
                     witness = {str(k): str(v) for k, v in point.items()}
-                    witness.update(D="3", residual=str(value))
+                    witness.update(D="3", residual=str(sp.N(value, 8)))
                     return Verdict(Status.REFUTED, self.method, str(leftovers[0])[:160], witness)
         return Verdict(Status.INCONCLUSIVE, self.method, str(leftovers[0])[:160])
 
