@@ -145,14 +145,15 @@ def test_network_energy_trained_by_denoising_matches_the_oracle(device: torch.de
     data = eight_gaussians(std=0.1, dtype=torch.float32, device=device)
     sigma = 0.3
     torch.manual_seed(0)
-    model = EnergyModel(mlp_energy(2, hidden=64)).to(device)
+    model = EnergyModel(mlp_energy(2, hidden=128)).to(device)
     gen = torch.Generator(device=device).manual_seed(9)
     fit(lambda b: denoising_score_matching_loss(model.score, b, sigma, generator=gen), model,
         data.sample(20_000, generator=gen), steps=600, batch_size=512, lr=5e-3, lr_schedule="cosine")
     err = score_error(model.score, MixtureOracle(data), torch.tensor([sigma]), generator=gen)
-    # Training budget (600 steps on a CPU): a relative squared error of 0.2 is a score within about
-    # 45% in norm; the untrained energy is at about 1.
-    assert float(err.relative[0]) < 0.2, err.relative
+    # Training budget (600 steps, width 128, as in the chapter): the chapter's run reaches a relative
+    # squared error of about 0.013; 0.05 (a score within about 22% in norm) leaves room for another seed
+    # and device, and the untrained energy is at about 1.
+    assert float(err.relative[0]) < 0.05, err.relative
     torch.manual_seed(1)
     untrained = score_error(EnergyModel(mlp_energy(2, hidden=64)).to(device).score, MixtureOracle(data),
                             torch.tensor([sigma]), generator=gen)
