@@ -35,13 +35,13 @@ evaluating at a rational point.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sympy as sp
 
-from .core import (Check, Claim, ForAnyFunction, Identity, Instances, Mutant, Scope, Status, Verdict, equal,  # noqa: F401
-                   function, instantiate, random_point, register, sym)
+from .core import (Check, Claim, ForAnyFunction, Identity, Instances, Mutant, Scope, Status, Verdict, function,
+                   instantiate, random_point, register, sym)
 
 # ---------------------------------------------------------------------------------------------
 # Differentiating under an integral: integrals as linear functionals of their integrands.

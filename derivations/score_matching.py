@@ -94,7 +94,8 @@ implicit = register(Identity(
                    COMPONENTS[2]: sp.Lambda(COORDS, COORDS[2] * COORDS[0] - COORDS[2]**3)},),
     ),
     template=(r"\tfrac{1}{2}\, \mathbb{E}_{p} \big\| s_\theta - \nabla \log p \big\|^2 "
-              r"= \sum_{i=1}^{D} \mathbb{E}_{p}\Big[ $model \Big] + \sum_{i=1}^{D} \mathbb{E}_{p}\Big[ $constant \Big]"),
+              r"= \sum_{i=1}^{D} \mathbb{E}_{p}\Big[ $model \Big] "
+              r"+ \sum_{i=1}^{D} \mathbb{E}_{p}\Big[ $constant \Big]"),
     assumptions=("p > 0 and s_theta differentiable on R^D",
                  "p s_theta -> 0 at infinity, so each exact derivative d_i(p s_i) integrates to zero",
                  "every D: the i-th terms involve d/dx_i only; checked for each coordinate of undefined "
