@@ -5,7 +5,9 @@ training is involved: the samples must reproduce the data's moments, and their e
 fresh data must stay under the finite-sample floor (``sample_floor(...).threshold()``, mean + 4 sd of
 the distance between two independent data samples of the same size: by Chebyshev a false alarm has
 probability at most 1/16, in practice far less since the statistic is nearly Gaussian; the seeds are
-fixed, so the outcome is deterministic).
+fixed, so the outcome is deterministic).  A pooled distance is nearly blind to a wrong spread inside
+well-separated modes, so every sampler test also compares per-mode weights and within-mode variances
+with a fresh reference sample (``mode_check(...).passed()``: every z-score within 4 standard errors).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from gencode.distributions import GaussianMixture, eight_gaussians
 from gencode.langevin import annealed_langevin, gaussian_stationary_variance, langevin
 from gencode.oracle import MixtureOracle
 from gencode.score_matching import geometric_sigmas
-from gencode.two_sample import energy_distance, sample_floor
+from gencode.two_sample import energy_distance, mode_check, sample_floor
 
 
 F64 = torch.float64
@@ -83,6 +85,7 @@ def test_langevin_on_the_oracle_reproduces_overlapping_mixture(device: torch.dev
     # moments: sd of a sample mean is sqrt(var / N) <= sqrt(1.3 / 1000) ~ 0.036; 0.15 is 4 of them
     torch.testing.assert_close(samples.mean(0), data.mean, rtol=0, atol=0.15)
     assert energy_distance(samples, data.sample(N, generator=gen)) < _floor(data, device)
+    assert mode_check(samples, data, generator=gen).passed()
     # a drift written with grad p instead of grad log p (an erratum) does not sample the data
     wrong = langevin(lambda y, s: data.log_prob(y).exp().unsqueeze(-1) * oracle.score(y, 1.0, s),
                      x, 0.03, 300, generator=gen)
@@ -105,6 +108,8 @@ def test_annealed_langevin_on_the_oracle_reproduces_eight_gaussians(device: torc
     samples = annealed_langevin(_oracle_score(data), x, sigmas, 2e-5 * 4, 100, denoise=True, generator=gen)
     torch.testing.assert_close(samples.mean(0), data.mean, rtol=0, atol=0.25)  # sd of the mean ~ 2 / sqrt(1000) = 0.063
     assert energy_distance(samples, data.sample(N, generator=gen)) < _floor(data, device)
+    # the energy distance cannot see a within-mode spread off by tens of percent: check each mode
+    assert mode_check(samples, data, generator=gen).passed()
 
 
 @pytest.mark.validates("ebm.langevin.stationary")
@@ -121,6 +126,57 @@ def test_annealing_recovers_mode_weights_that_plain_langevin_misses(device: torc
     ref = data.sample(N, generator=gen)
     assert energy_distance(annealed, ref) < _floor(data, device)
     assert energy_distance(plain, ref) > _floor(data, device)
+    assert mode_check(annealed, data, ref).passed()
+    assert mode_check(plain, data, ref).worst()[0] > 4  # the weights are wrong, not the shapes
+
+
+# --- the final denoising (Tweedie) step and the within-mode spread of annealed Langevin -------------------
+
+@pytest.mark.validates("score.tweedie")
+def test_annealed_langevin_final_step_is_tweedie(device: torch.device) -> None:
+    # Same random stream with and without the last step: the only difference is the deterministic
+    # Tweedie step x + sigma_L^2 s(x, sigma_L), which must hold to float64 round-off.
+    data = eight_gaussians(std=0.3, dtype=F64, device=device)
+    score = _oracle_score(data)
+    sigmas = geometric_sigmas(2.0, 0.3, 5).to(device)
+    x = 2.0 * torch.randn(200, 2, generator=torch.Generator(device=device).manual_seed(4), dtype=F64, device=device)
+    raw = annealed_langevin(score, x, sigmas, 0.01, 20, generator=torch.Generator(device=device).manual_seed(5))
+    denoised = annealed_langevin(score, x, sigmas, 0.01, 20, denoise=True,
+                                 generator=torch.Generator(device=device).manual_seed(5))
+    torch.testing.assert_close(denoised, raw + 0.3**2 * score(raw, 0.3), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.validates("score.tweedie")
+def test_annealed_langevin_within_mode_spread(device: torch.device) -> None:
+    # Two modes of sd 0.3 at +-2 and a last level sigma_L = 0.3: the chains end distributed as
+    # q_{sigma_L}, whose modes have variance 0.09 + 0.09 = 0.18, and the Tweedie step maps each point
+    # to its posterior mean, whose modes have variance 0.09^2 / 0.18 = 0.045 (the modes are separated
+    # at this noise).  The reference is the exact law of both: fresh draws of q_{sigma_L}, before and
+    # after Tweedie's map with the exact score.
+    data = GaussianMixture(torch.tensor([0.5, 0.5], dtype=F64, device=device),
+                           torch.tensor([[-2.0, 0.0], [2.0, 0.0]], dtype=F64, device=device),
+                           0.3**2 * torch.eye(2, dtype=F64, device=device).expand(2, 2, 2))
+    score = _oracle_score(data)
+    n = 8000  # 4000 per mode: a within-mode variance has sd sqrt(2/4000) ~ 2.2%, a difference of two ~ 3.2%,
+    #           so the 4-sd band of mode_check rejects a spread off by about 13% or more
+    gen = torch.Generator(device=device).manual_seed(6)
+    sigmas = geometric_sigmas(3.0, 0.3, 6).to(device)
+    x = 3.0 * torch.randn(n, 2, generator=gen, dtype=F64, device=device)
+    # step 0.01 at the last level: Langevin bias of the variance 0.01 / (4 * 0.18) ~ 1.4%, below the 3.2% noise;
+    # 100 steps contract the variance left over from the previous level (0.31 against 0.18) by
+    # (1 - 0.01 / 0.36)^200 ~ 0.004, a residual bias of 0.3%.
+    # One random stream with and without the final step (the step itself is tested exactly above).
+    raw = annealed_langevin(score, x, sigmas, 0.01, 100, generator=torch.Generator(device=device).manual_seed(7))
+    denoised = annealed_langevin(score, x, sigmas, 0.01, 100, denoise=True,
+                                 generator=torch.Generator(device=device).manual_seed(7))
+    noisy = data.noised(0.3)  # q_{sigma_L}
+    noisy_ref = noisy.sample(n, generator=gen)
+    assert mode_check(raw, noisy, noisy_ref).passed()
+    clean_ref = noisy_ref + 0.3**2 * score(noisy_ref, 0.3)
+    assert mode_check(denoised, data, clean_ref).passed()
+    # the test has teeth: sigma_L instead of sigma_L^2 in the last step, or no last step, changes the spread
+    assert not mode_check(raw + 0.3 * score(raw, 0.3), data, clean_ref).passed()
+    assert not mode_check(raw, data, clean_ref).passed()
 
 
 # --- bad input ----------------------------------------------------------------------------------------

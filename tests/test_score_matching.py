@@ -118,7 +118,7 @@ def test_denoising_objective_is_explicit_objective_plus_registered_constant(devi
     mean, se = _batch_means(lambda _: denoising_score_matching_loss(score, data.sample(20_000, generator=gen),
                                                                     sigma, generator=gen))
     explicit = 2 * _registry(d.explicit_objective(), a=a, b=b, mu=MU, tau=TAU, sigma=sigma)
-    constant = 2 * _registry(d.denoising.claim["constant"], tau=TAU, sigma=sigma)
+    constant = 2 * _registry(d.ncsn_weighting.claim["minimum"], tau=TAU, sigma=sigma)  # C_sigma of Gaussian data
     assert abs(mean - (explicit + constant)) < 5 * se
     assert abs(mean - explicit) > 5 * se  # the "objectives are equal" variant is rejected
 
@@ -155,6 +155,56 @@ def test_ncsn_loss_at_the_true_score_is_the_registered_minimum(device: torch.dev
     unweighted = [2 * _registry(d.ncsn_weighting.mutants[0].claim["weighted_minimum"], tau=TAU, sigma=s)
                   for s in sigmas.tolist()]
     assert abs(mean - sum(unweighted) / len(unweighted)) > 5 * se
+
+
+# --- ScoreError: the relative error and the excess loss -------------------------------------------------
+
+def test_score_error_of_a_shifted_oracle_is_exact(device: torch.device) -> None:
+    # A model s* + c (c a constant vector) has E||s - s*||^2 = ||c||^2 exactly, whatever the sample:
+    # excess = sigma^2 ||c||^2 / 2 and relative = ||c||^2 / E||s*||^2, per level.
+    data = eight_gaussians(std=0.2, dtype=F64, device=device)
+    oracle = MixtureOracle(data)
+    c = torch.tensor([0.3, -0.4], dtype=F64, device=device)  # ||c||^2 = 0.25
+    sigmas = torch.tensor([1.0, 0.5, 0.1], dtype=F64)
+    err = score_error(lambda x, s: oracle.score(x, 1.0, float(s[0])) + c, oracle, sigmas,
+                      generator=torch.Generator(device=device).manual_seed(12))
+    torch.testing.assert_close(err.excess, 0.5 * sigmas**2 * 0.25, rtol=1e-12, atol=0)  # float64 round-off
+    exact = score_error(lambda x, s: oracle.score(x, 1.0, float(s[0])), oracle, sigmas,
+                        generator=torch.Generator(device=device).manual_seed(12))
+    assert float(exact.excess.abs().max()) == 0 and float(exact.relative.abs().max()) == 0
+    # relative: the same draws of q_sigma (same seed), so E||s*||^2 is the oracle's own mean square
+    gen = torch.Generator(device=device).manual_seed(12)
+    for k, sigma in enumerate(sigmas.tolist()):
+        x = oracle.marginal(1.0, sigma).sample(4096, generator=gen)
+        mean_square = oracle.score(x, 1.0, sigma).square().sum(-1).mean()
+        assert math.isclose(float(err.relative[k]), 0.25 / float(mean_square), rel_tol=1e-10)
+
+
+@pytest.mark.validates("score.denoising")
+def test_score_error_excess_is_the_weighted_denoising_loss_gap(device: torch.device) -> None:
+    # By the denoising score matching theorem, sigma^2 (J_DSM(s) - J_DSM(s*)) = sigma^2 (J_ESM(s) - 0)
+    # = excess.  Both losses on the same data and noise (common random numbers), 20 batches of 20,000:
+    # the gap is compared with score_error's excess within 5 standard errors of the batch means.
+    data = eight_gaussians(std=0.2, dtype=F64, device=device)
+    oracle = MixtureOracle(data)
+    sigma = 0.5
+    model = lambda x, s: 0.8 * oracle.score(x, 1.0, sigma) + 0.1  # noqa: E731  (a wrong score)
+    exact = lambda x, s: oracle.score(x, 1.0, sigma)  # noqa: E731
+    gen = torch.Generator(device=device).manual_seed(13)
+
+    def gap(_: int) -> torch.Tensor:
+        x = data.sample(20_000, generator=gen)
+        noise = torch.randn(x.shape, generator=gen, dtype=F64, device=device)
+        return sigma**2 * (denoising_score_matching_loss(model, x, sigma, noise=noise)
+                           - denoising_score_matching_loss(exact, x, sigma, noise=noise))
+
+    mean, se = _batch_means(gap)
+    excess = float(score_error(model, oracle, torch.tensor([sigma]), n=200_000, generator=gen).excess[0])
+    # excess is itself a Monte Carlo mean over 200,000 points: its sd (7e-5, measured over 5 seeds) is about
+    # a third of se (2.2e-4), so the 5-se band also covers it
+    assert abs(mean - excess) < 5 * se, (mean, excess, se)
+    assert abs(mean - excess / sigma**2) > 5 * se  # the excess without its sigma^2 weight is rejected
+    assert abs(mean - 2 * excess) > 5 * se  # ... and without its 1/2
 
 
 # --- training against the oracle ----------------------------------------------------------------------
