@@ -234,8 +234,9 @@ def _hutchinson_residuals(claim: Claim) -> list[sp.Expr]:
     r"""Mean for every ``D``: ``E[sum_ij a_ij e_i e_j] = sum_ij a_ij delta_ij`` summed symbolically.
 
     Variance: ``Var[e^T A e]`` and the claimed formula are both quadratic forms in the entries,
-    ``sum c_{ijkl} a_ij a_kl``, whose coefficients depend on ``(i, j, k, l)`` only through which indices
-    are equal (the signs are i.i.d.), a pattern with at most four distinct values.  Every pattern occurs
+    ``sum c_{ijkl} a_ij a_kl``, and both are unchanged when the coordinates are relabelled (the signs are
+    i.i.d.; the formula sums over unordered pairs), so ``c_{ijkl}`` depends on ``(i, j, k, l)`` only
+    through which indices are equal, a pattern with at most four distinct values.  Every pattern occurs
     in ``D = 4``, so agreement at ``D = 4`` (exact average over the 16 sign vectors) gives agreement for
     every ``D >= 4``; a smaller ``D`` is ``D = 4`` with a zero-padded matrix, for which both sides are
     unchanged.  The finite residuals come first, so that a false claim is refuted at a point.
