@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .core import Check, Claim, Identity, Mutant, equal, register, sym
+from .core import Check, Claim, Identity, Mutant, Scope, equal, register, sym
 from .sde import TexSymbol
 
 x = sym("x", real=True)
@@ -87,6 +87,7 @@ boundary = register(Identity(
     code=("gencode.consistency.ConsistencyModel.c_skip", "gencode.consistency.ConsistencyModel.c_out"),
     display={"c_skip": _frac(sigma_data**2, _add(_add(t, -eps) ** 2, sigma_data**2)),
              "c_out": _frac(_mul(sigma_data, _add(t, -eps)), sp.sqrt(_add(sigma_data**2, t**2)))},
+    scope=Scope.GENERAL,
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -107,7 +108,9 @@ pf_velocity = register(Identity(
     template=(r"\frac{\mathrm{d}x}{\mathrm{d}t} = -t\, \nabla_x \log p_t(x) = $velocity,\qquad "
               r"D(x, t) = \mathbb{E}[x_0 \mid x_t = x]"),
     assumptions=("x_t = x_0 + t z, z ~ N(0, I): the VE SDE with sigma(t) = t, g(t)^2 = 2t",
-                 "Tweedie: E[x_0 | x_t = x] = x + t^2 grad log p_t(x)"),
+                 "Tweedie: E[x_0 | x_t = x] = x + t^2 grad log p_t(x), for any data law",
+                 "the score and the denoiser are free symbols: the identity holds pointwise, for every density, "
+                 "coordinate by coordinate in any dimension"),
     mutants=(
         Mutant("variance_for_std", {"velocity": (x - DENOISER) / t**2},
                r"$(x - D)/t^2$: the noise level's square where the noise level belongs."),
@@ -116,6 +119,7 @@ pf_velocity = register(Identity(
     ),
     references=("karras2022elucidating", "song2021score"),
     code=("gencode.consistency.teacher_step",),
+    scope=Scope.GENERAL,
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -149,6 +153,7 @@ self_consistency = register(Identity(
     references=("song2023consistency",),
     code=("gencode.consistency.ode_consistency_function",),
     display={"f": _add(mu, _mul(_frac(sp.sqrt(_add(s**2, eps**2)), sp.sqrt(_add(s**2, t**2))), _add(x, -mu)))},
+    scope=Scope.GENERAL,
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -175,4 +180,5 @@ ct_target = register(Identity(
     references=("song2023consistency",),
     code=("gencode.consistency.ConsistencyTraining",),
     display={"x_tn": _add(x0, _mul(t_n, z))},
+    scope=Scope.GENERAL,
 ))

@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from gencode.cnf import CNF
-from gencode.distributions import Gaussian
+from gencode.distributions import Gaussian, GaussianMixture
 from gencode.train import fit
+from gencode.two_sample import mode_check
 
 
 class LinearField(nn.Module):
@@ -79,19 +80,26 @@ def test_hutchinson_log_prob_is_unbiased(device: torch.device) -> None:
 
 @pytest.mark.slow
 def test_training_approaches_the_true_likelihood(device: torch.device) -> None:
-    data = Gaussian(torch.tensor([1.0, -0.5], device=device), torch.tensor([[0.5, 0.3], [0.3, 0.6]], device=device))
+    # the chapter's data and CPU budget (book/cnf.md): two correlated components in 2-D
+    data = GaussianMixture(torch.tensor([0.5, 0.5]), torch.tensor([[-1.2, -0.6], [1.2, 0.6]]),
+                           torch.tensor([[[0.3, 0.1], [0.1, 0.2]], [[0.2, -0.1], [-0.1, 0.3]]])).to(device)
     torch.manual_seed(0)
-    cnf = CNF(2, hidden=32, depth=2, method="euler", steps=8).to(device)
-    result = fit(cnf.loss, cnf, data.sample, steps=150, batch_size=128, lr=1e-2, seed=0)
+    cnf = CNF(2, hidden=32, depth=2, method="heun", steps=4).to(device)
+    fit(cnf.loss, cnf, data.sample, steps=300, batch_size=128, lr=2e-2, seed=0, lr_schedule="cosine",
+        ema_decay=0.98)
     test = data.sample(2000, generator=torch.Generator(device).manual_seed(5))
-    cnf.method, cnf.steps = "dopri5", 20  # score the continuous model, not the coarse training solver
+    cnf.steps = 16  # score the continuous model, not the coarse training solver
     with torch.no_grad():
-        nll = -cnf.log_prob(test).mean().item()
-    entropy = -data.log_prob(test).mean().item()
-    # 150 steps of a 2-layer field on a Gaussian: within 0.1 nats of the optimum (the entropy);
-    # the MC error of either average over 2000 points is ~0.02 and largely shared
-    assert result.final_loss < 3.0
-    assert nll - entropy < 0.1, (nll, entropy)
+        excess = data.log_prob(test) - cnf.log_prob(test)  # log p - log p_theta per point
+        samples = cnf.sample(2000, generator=torch.Generator(device).manual_seed(6))
+    gap, se = excess.mean().item(), excess.std().item() / math.sqrt(test.shape[0])
+    # KL(p || p_theta) estimated on 2000 held-out points (standard error ~0.004): the goal of the book is
+    # 0.05 nats of the optimum at the chapter's budget (measured 0.014 on CPU)
+    assert gap < 0.05 - 2 * se, (gap, se)
+    assert gap > -4 * se  # a KL is >= 0: a clearly negative estimate means the log-density is wrong
+    # per-mode weights and within-mode variances of the samples against fresh data, 4 standard errors
+    check = mode_check(samples, data, generator=torch.Generator(device).manual_seed(7))
+    assert check.passed(), (check.weights, check.variances, check.ref_variances)
 
 
 def test_bad_input(device: torch.device) -> None:

@@ -29,7 +29,7 @@ from gencode.consistency import (
 from gencode.distributions import Gaussian, GaussianMixture
 from gencode.oracle import MixtureOracle
 from gencode.train import fit
-from gencode.two_sample import energy_distance, sample_floor
+from gencode.two_sample import energy_distance, mode_check, sample_floor
 
 
 def _gaussian(device: torch.device, mu=(1.0, -0.5), s: float = 0.7) -> Gaussian:
@@ -140,31 +140,51 @@ def test_consistency_training_target_is_the_conditional_euler_step(device: torch
 @pytest.mark.slow
 @pytest.mark.validates("consistency.boundary", "consistency.pf_velocity")
 def test_distilled_model_samples_the_data_in_one_step(device: torch.device) -> None:
-    data = _mixture(device)
-    torch.manual_seed(0)
+    # the chapter's data, model and CPU budget (book/consistency.md)
+    data = GaussianMixture(torch.tensor([0.5, 0.3, 0.2]), torch.tensor([[-1.5, 0.0], [1.0, 1.0], [1.0, -1.2]]),
+                           torch.tensor([[[0.20, 0.05], [0.05, 0.10]], [[0.10, 0.0], [0.0, 0.30]],
+                                         [[0.15, -0.05], [-0.05, 0.15]]])).to(device, torch.float64)
+    data32 = data.to(device, torch.float32)
     sigma_data = float(data.covariance.diagonal().mean().sqrt())
-    model = ConsistencyModel(2, sigma_data=sigma_data, T=20.0).to(device, torch.float64)
-    cd = ConsistencyDistillation(model, oracle_denoiser(MixtureOracle(data)), N=18, ema=0.9, seed=0)
-    steps = 4000 if device.type == "cuda" else 600
-    fit(cd.loss, model, data.sample, steps=steps, batch_size=256, lr=5e-3, lr_schedule="cosine", seed=0)
+    torch.manual_seed(0)
+    model = ConsistencyModel(2, sigma_data=sigma_data, T=20.0).to(device)
+    cd = ConsistencyDistillation(model, oracle_denoiser(MixtureOracle(data32)), N=12, ema=0.95, seed=0)
+    steps = 6000 if device.type == "cuda" else 1800
+    fit(cd.loss, model, data32.sample, steps=steps, batch_size=256, lr=1e-2, lr_schedule="cosine", seed=0,
+        ema_decay=0.995)
     model.eval()
-    n = 1000
+    n = 2000
     gen = torch.Generator(device).manual_seed(8)
+    # against the true consistency function (the oracle's PF ODE, 32 Heun steps: error < 1% of the spread)
+    xt = data.sample(1000, generator=gen) + 20.0 * torch.randn(1000, 2, generator=gen, device=device, dtype=torch.float64)
+    with torch.no_grad():
+        err = (model(xt.float(), 20.0).double()
+               - ode_consistency_function(oracle_denoiser(MixtureOracle(data)), xt, 20.0, model.eps, steps=32)).norm(dim=1)
+    # measured 8.8% of sigma_data on CPU (21% before EMA weights, N = 12 and 3x the steps)
+    assert err.mean().item() < 0.15 * sigma_data, err.mean().item() / sigma_data
     ref = data.sample(n, generator=gen)
     floor = sample_floor(lambda m: data.sample(m, generator=gen), n, reps=20)
     untrained = ConsistencyModel(2, sigma_data=sigma_data, T=20.0).to(device, torch.float64)
-    d_one = float(energy_distance(model.sample(n, generator=gen), ref))
-    d_two = float(energy_distance(model.sample(n, times=[1.0], generator=gen), ref))
+    one = model.sample(n, generator=gen).double()
+    two = model.sample(n, times=[1.0], generator=gen).double()
+    d_one, d_two = float(energy_distance(one, ref)), float(energy_distance(two, ref))
     d_untrained = float(energy_distance(untrained.sample(n, generator=gen), ref))
     print(f"\none-step ED {d_one:.4f}, two-step ED {d_two:.4f}, untrained {d_untrained:.3f}, "
-          f"floor mean {floor.mean:.4f}, threshold {floor.threshold():.4f}")
-    # Training budget: 600 CPU steps of a 3x128 MLP (measured on CPU: one step 0.0052, two steps 0.0030,
-    # floor threshold 0.0112, untrained 0.87). A correct sampler stays under the threshold; the budget
-    # leaves the distilled map approximate, so we allow twice the threshold, still 80x below the
-    # untrained model's distance.
-    assert d_one < 2 * floor.threshold()
-    assert d_two < 2 * floor.threshold()
+          f"floor threshold {floor.threshold():.4f}")
+    # the book's goal for a trained sampler: within 1.5 times the floor threshold (measured 0.7 on CPU)
+    assert d_one < 1.5 * floor.threshold()
+    assert d_two < 1.5 * floor.threshold()
     assert d_one < 0.05 * d_untrained
+    # per-mode weights within 4 standard errors; within-mode variances within a factor 2 of the data's.
+    # Training budget: at 1800 CPU steps the widest mode is measured at 1.3 to 1.7 times the data's
+    # (2.9 before EMA weights, N = 12 and 3x the steps), so the 4-standard-error variance test of
+    # mode_check (about +-25% at 2000 samples) is not met everywhere; a smeared or collapsed mode
+    # (ratio 2.9 or 0.02 for the untrained model) still fails this bound.
+    for samples in (one, two):
+        check = mode_check(samples, data, generator=gen)
+        assert bool((check.weight_z.abs() <= 4).all()), check.weight_z
+        ratio = check.variances / check.ref_variances
+        assert bool(((ratio < 2) & (ratio > 0.5)).all()), ratio
 
 
 # --- bad input -----------------------------------------------------------------------------------
