@@ -226,7 +226,12 @@ def mode_check(x: torch.Tensor, mixture, reference: torch.Tensor | None = None,
     n_r, v_r = _per_component(reference, mixture.responsibilities(reference).argmax(-1), num)
     n, m = x.shape[0], reference.shape[0]
     w_x, w_r = n_x / n, n_r / m
-    weight_z = (w_x - w_r) / (w_r * (1 - w_r) * (1 / n + 1 / m)).clamp_min(1e-300).sqrt()
+    # a component that holds all or none of the reference has no binomial spread: z is 0 if the
+    # sample agrees exactly and infinite otherwise (a plain division would give 0/0 = NaN)
+    se_w = (w_r * (1 - w_r) * (1 / n + 1 / m)).sqrt()
+    diff = w_x - w_r
+    weight_z = torch.where(se_w > 0, diff / se_w.clamp_min(torch.finfo(se_w.dtype).tiny),
+                           torch.where(diff == 0, torch.zeros_like(diff), torch.full_like(diff, float("inf"))))
     se = (2 * v_x.square() / (n_x - 1).clamp_min(1).unsqueeze(-1)
           + 2 * v_r.square() / (n_r - 1).clamp_min(1).unsqueeze(-1)).sqrt()
     variance_z = torch.nan_to_num((v_x - v_r) / se, nan=float("inf"))
