@@ -19,7 +19,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy.matrices.expressions.determinant import Determinant
 
-from .core import function as generic, with_instances
+from .core import Scope, function as generic, with_instances
 from .core import (Check, Claim, GaussianFactor, Identity, Mutant, gaussian_expectation, gaussian_moment,
                    register, sym)
 
@@ -82,6 +82,7 @@ change_of_variables = register(Identity(
     code=("gencode.flows.Flow.log_prob",),
     display={"density": sp.Mul(p_Z(f(x)), _fprime, evaluate=False),
              "log_density": sp.Add(sp.log(p_Z(f(x))), sp.log(_fprime), evaluate=False)},
+    scope=Scope.GENERAL,
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -139,6 +140,7 @@ inverse_function = register(Identity(
     ),
     references=("papamakarios2021normalizing",),
     code=("gencode.flows.Flow.inverse",),
+    scope=Scope.GENERAL,
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -170,6 +172,7 @@ composition = register(Identity(
     ),
     references=("rezende2015variational", "papamakarios2021normalizing"),
     code=("gencode.flows.Flow.forward_and_log_det",),
+    scope=Scope.GENERAL,
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -213,6 +216,8 @@ linear_lu = register(Identity(
     ),
     references=("kingma2018glow", "papamakarios2021normalizing"),
     code=("gencode.flows.LinearLU.log_abs_det_jacobian",),
+    scope=Scope.INSTANCE,
+    instance="3 x 3 factors",
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -274,6 +279,8 @@ autoregressive_logdet = register(Identity(
     ),
     references=("papamakarios2017masked",),
     code=("gencode.flows.MAF.log_abs_det_jacobian", "gencode.flows.IAF.log_abs_det_jacobian"),
+    scope=Scope.INSTANCE,
+    instance="D = 3 with arbitrary conditioners",
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -308,6 +315,7 @@ maf_inverse = register(Identity(
     ),
     references=("papamakarios2017masked",),
     code=("gencode.flows.MAF.forward",),
+    scope=Scope.GENERAL,
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -351,6 +359,7 @@ coupling_logdet = register(Identity(
     ),
     references=("dinh2017density",),
     code=("gencode.flows.AffineCoupling.log_abs_det_jacobian",),
+    scope=Scope.GENERAL,
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -395,6 +404,7 @@ linear_gaussian_mle = register(Identity(
     ),
     references=("papamakarios2021normalizing",),
     code=("gencode.flows.LinearLU",),
+    scope=Scope.GENERAL,
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -437,4 +447,5 @@ lotus = register(Identity(
     code=("gencode.flows.Flow.sample",),
     display={"pushforward": sp.Add(mu_x, sp.Mul(sigma_x, z, evaluate=False), evaluate=False),
              "jacobian": sp.Pow(sigma_x, -1, evaluate=False)},
+    scope=Scope.GENERAL,
 ))
