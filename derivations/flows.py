@@ -449,3 +449,106 @@ lotus = register(Identity(
              "jacobian": sp.Pow(sigma_x, -1, evaluate=False)},
     scope=Scope.GENERAL,
 ))
+
+# ---------------------------------------------------------------------------------------------
+# 10. The change of variables in D dimensions, for triangular (autoregressive) maps, by induction on D.
+#
+# z = f(x) with z_i = f_i(x_1, ..., x_i) increasing in x_i (MAF, IAF and coupling layers are such maps,
+# up to a permutation).  Step D - 1 -> D: by the chain rule p_X(x_{1:D}) = p_X(x_{<D}) p(x_D | x_{<D});
+# the first factor is the claim for D - 1 (induction hypothesis); given x_{<D} (equivalently
+# z_{<D} = f_{<D}(x_{<D}), a bijection of the prefixes), x_D -> z_D = f_D(x_{<D}, x_D) is an increasing
+# map of one variable, so p(x_D | x_{<D}) is the derivative of the conditional CDF F(f_D(u, x_D) | u)
+# (flows.change_of_variables, conditionally); and p_Z(z) = p_Z(z_{<D}) p(z_D | z_{<D}).  The prefix
+# x_{<D} is held fixed throughout, so one symbol u stands for it whatever its dimension.
+
+i_idx = sym("i", positive=True, integer=True)
+D_dim = sym("D", positive=True, integer=True)
+u_prefix = sym("u", real=True)  # x_{<D}
+x_last = sym("x_D", real=True)
+f_last = generic("f_D", "f_D")  # f_D(x_{<D}, x_D)
+F_cond = generic("F_c", r"F_{Z_D \mid Z_{<D}}")  # conditional CDF, a function of (z_D, x_{<D})
+p_cond = generic("p_c", r"p_{Z_D \mid Z_{<D}}")  # its density in z_D
+base_prefix = sym("P_prev", positive=True)  # p_{Z_{<D}}(f_{<D}(x_{<D}))
+claim_prefix = sym("G_prev", positive=True)  # the claimed Jacobian factor up to D - 1 (hypothesis)
+
+
+class Diagonal(sp.Function):
+    r"""``d f_i / d x_i``, the i-th diagonal entry of the triangular Jacobian."""
+
+    nargs = 1
+
+    def _latex(self, printer, exp=None):
+        k = printer._print(self.args[0])
+        text = rf"\frac{{\partial f_{{{k}}}}}{{\partial x_{{{k}}}}}(x)"
+        return text if exp is None else rf"\left({text}\right)^{{{exp}}}"
+
+
+class BaseAtImage(sp.Function):
+    r"""``p_Z(f(x))``, the base density at the image (a display symbol)."""
+
+    nargs = 0
+
+    def _latex(self, printer, exp=None):
+        text = r"p_Z\big(f(x)\big)"
+        return text if exp is None else rf"{text}^{{{exp}}}"
+
+
+_base_at_image = sp.Symbol("p_Z_f", positive=True)
+_INSTANCES_TRI = {
+    f_last: sp.Lambda((u_prefix, x_last), _c[0] * x_last + _c[1] * x_last**3 + u_prefix * x_last / 4),
+    p_cond: sp.Lambda((z, u_prefix), 1 / (1 + _c[2] * z**2 + u_prefix**2)),
+}
+
+
+def _step(expr: sp.Expr, prefix: sp.Expr) -> sp.Expr:
+    """The claim at D written through its value at D - 1: products and sums over i = 1..D split off their
+    D-th term, the rest is the claimed prefix factor ``G_prev`` (or its logarithm)."""
+    expr = expr.replace(lambda e: isinstance(e, sp.Product), lambda e: prefix * e.function.xreplace({i_idx: D_dim}))
+    expr = expr.replace(lambda e: isinstance(e, sp.Sum), lambda e: sp.log(prefix) + e.function.xreplace({i_idx: D_dim}))
+    return expr.replace(Diagonal, lambda k: sp.Derivative(f_last(u_prefix, x_last), x_last) if k == D_dim else Diagonal(k))
+
+
+def _triangular_residuals(claim: Claim) -> list[sp.Expr]:
+    conditional = sp.diff(F_cond(f_last(u_prefix, x_last), u_prefix), x_last)
+    image = f_last(u_prefix, x_last)
+    conditional = conditional.xreplace({sp.Derivative(F_cond(image, u_prefix), image): p_cond(image, u_prefix)})  # F' = p
+    derived = base_prefix * claim_prefix * conditional  # p_X(x_{<D}) p(x_D | x_{<D})
+    base = {_base_at_image: base_prefix * p_cond(f_last(u_prefix, x_last), u_prefix)}  # p_Z = p_Z(z_<D) p(z_D|z_<D)
+    density = _step(claim["density"], claim_prefix).xreplace(base)
+    log_density = sp.expand_log(_step(claim["log_density"], claim_prefix).xreplace(base), force=True)
+    step = [derived - density, sp.expand_log(sp.log(derived), force=True) - log_density]
+    first = {base_prefix: 1, claim_prefix: 1}  # D = 1: empty prefixes (flows.change_of_variables)
+    return with_instances(step + [r.xreplace(first) for r in step], _INSTANCES_TRI)
+
+
+_jac_product = sp.Product(Diagonal(i_idx), (i_idx, 1, D_dim))
+change_of_variables_triangular = register(Identity(
+    id="flows.change_of_variables_triangular",
+    title="Change of variables in D dimensions for a triangular (autoregressive) map, every D",
+    chapter=CHAPTER,
+    claim={"density": _base_at_image * _jac_product,
+           "log_density": sp.log(_base_at_image) + sp.Sum(sp.log(Diagonal(i_idx)), (i_idx, 1, D_dim))},
+    check=Check("induction on D: chain rule p_X(x_<D) p(x_D | x_<D) with the claim for D - 1 as hypothesis; "
+                "p(x_D | x_<D) by differentiating an undefined conditional CDF F(f_D(x_<D, x_D) | x_<D); "
+                "p_Z(z) = p_Z(z_<D) p(z_D | z_<D); base case D = 1; cancel; witness with f_D, p instantiated",
+                _triangular_residuals),
+    template=(r"\begin{aligned} p_X(x) &= $density = p_Z\big(f(x)\big)\, \big|\det J_f(x)\big|, \\ "
+              r"\log p_X(x) &= $log_density \end{aligned}"),
+    assumptions=("z = f(x), z_i = f_i(x_1, ..., x_i) differentiable and strictly increasing in x_i (a "
+                 "triangular map); Z has a density p_Z",
+                 "conditioning on x_<D is conditioning on z_<D = f_<D(x_<D) (a bijection of the prefixes)",
+                 "det J_f = prod_i df_i/dx_i: the determinant of a triangular matrix is the product of its diagonal"),
+    mutants=(
+        Mutant("jacobian_of_the_inverse", {"density": _base_at_image / _jac_product},
+               r"Divided by the diagonal of $J_f$: the Jacobian of the wrong direction."),
+        Mutant("no_jacobian", {"density": _base_at_image},
+               "The Jacobian factor forgotten."),
+        Mutant("log_det_sign", {"log_density": sp.log(_base_at_image) - sp.Sum(sp.log(Diagonal(i_idx)), (i_idx, 1, D_dim))},
+               "The log-determinant subtracted instead of added."),
+        Mutant("squared_diagonal", {"density": _base_at_image * sp.Product(Diagonal(i_idx) ** 2, (i_idx, 1, D_dim))},
+               r"The squared diagonal entries (a Gram determinant $\det J^\top J$ without its square root)."),
+    ),
+    references=("papamakarios2017masked", "papamakarios2021normalizing"),
+    code=("gencode.flows.Flow.log_prob",),
+    scope=Scope.GENERAL,
+))
