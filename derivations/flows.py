@@ -9,7 +9,8 @@ with the same residuals after instantiating those functions by concrete ones
 (:func:`derivations.core.with_instances`).  Jacobians are taken by ``sympy.Matrix.jacobian``
 and ``sympy.diff`` (which applies the chain rule to undefined functions), never typed by hand.
 
-Ids: ``flows.change_of_variables``, ``flows.inverse_function``, ``flows.composition``,
+Ids: ``flows.change_of_variables`` (one dimension), ``flows.change_of_variables_triangular`` (every D,
+for triangular maps, by induction on D), ``flows.inverse_function``, ``flows.composition``,
 ``flows.linear_lu``, ``flows.autoregressive_logdet``, ``flows.maf_inverse``, ``flows.coupling_logdet``,
 ``flows.linear_gaussian_mle``, ``flows.lotus``.
 """

@@ -339,12 +339,12 @@ def test_two_moons_density_integrates_to_one(device: torch.device) -> None:
 
 @pytest.mark.slow
 def test_trained_spline_flows_reach_the_optimum_on_2d_toys(device: torch.device) -> None:
-    # The chapter's toys and budget: two-layer NSF, 800 steps. Known optima: the entropy of two moons
+    # The chapter's toys and budget: two-layer NSF, 600 steps. Known optima: the entropy of two moons
     # (its density by quadrature) and of eight Gaussians (std 0.1; exact log_prob), both estimated on
     # the 5000 test points, and log 8 for the checkerboard. The test NLL is a cross-entropy: it cannot be
     # below the optimum by more than the Monte Carlo error of the difference (its per-point standard
-    # deviation is < 1 nat on these sets, so 3 SE < 0.05). Measured gaps at this budget: 0.037, 0.024 and
-    # 0.099 nats; the goal is 0.05 for the two smooth densities, and the checkerboard, whose density is
+    # deviation is < 1 nat on these sets, so 3 SE < 0.05). Measured gaps at this budget: 0.042, 0.034 and
+    # 0.122 nats; the goal is 0.05 for the two smooth densities, and the checkerboard, whose density is
     # zero on half of the square (which no flow can reach), is held to 0.15.
     g = torch.Generator(device).manual_seed(9)
     truth = eight_gaussians(dtype=torch.float64, device=device)
@@ -358,7 +358,7 @@ def test_trained_spline_flows_reach_the_optimum_on_2d_toys(device: torch.device)
         optimum = math.log(8) if log_prob is None else float(-log_prob(test).mean())
         torch.manual_seed(0)
         flow = nsf_flow(2, layers=2, hidden=(32, 32), bins=16).double().to(device)
-        fit(flow.loss, flow, lambda n, gen: draw(n, gen).to(device), steps=800, batch_size=256, lr=1e-2,
+        fit(flow.loss, flow, lambda n, gen: draw(n, gen).to(device), steps=600, batch_size=256, lr=1e-2,
             lr_schedule="cosine")
         with torch.no_grad():
             nll = float(flow.loss(test))
