@@ -1,4 +1,5 @@
-r"""Normalizing flows: linear LU, MAF, IAF, affine coupling (RealNVP), and their composition.
+r"""Normalizing flows: linear LU, MAF, IAF, neural spline flows (NSF), affine coupling (RealNVP), and
+their composition.
 
 Conventions follow ``torch.distributions``: a layer's **forward** map goes from the base variable
 :math:`z` to the data :math:`x` (the sampling direction), its **inverse** from :math:`x` to :math:`z`, and
@@ -15,8 +16,10 @@ pass per layer (``TransformedDistribution`` needs two for MAF and coupling layer
 log-determinant is a closed form (``flows.linear_lu``, ``flows.autoregressive_logdet``,
 ``flows.coupling_logdet``) that ``tests/test_flows.py`` compares with ``slogdet`` of the autograd Jacobian.
 
-Which direction is cheap: MAF evaluates densities in one pass and samples in :math:`D` passes; IAF the
-reverse; coupling layers and linear layers are one pass both ways.
+Which direction is cheap: MAF and NSF evaluate densities in one pass and sample in :math:`D` passes; IAF
+the reverse; coupling layers and linear layers are one pass both ways. NSF is MAF with the affine map of
+each coordinate replaced by a monotone rational-quadratic spline (zuko's habit: a new flow is an old one
+with a different univariate transform).
 
 References:
     Papamakarios, Nalisnick, Rezende, Mohamed, Lakshminarayanan, "Normalizing Flows for Probabilistic
