@@ -551,17 +551,14 @@ class Diagonal(sp.Function):
         return text if exp is None else rf"\left({text}\right)^{{{exp}}}"
 
 
-class BaseAtImage(sp.Function):
-    r"""``p_Z(f(x))``, the base density at the image (a display symbol)."""
-
-    nargs = 0
+class _BaseAtImage(sp.Symbol):
+    r"""``p_Z(f(x))``, the base density at the image, as one positive symbol."""
 
     def _latex(self, printer, exp=None):
-        text = r"p_Z\big(f(x)\big)"
-        return text if exp is None else rf"{text}^{{{exp}}}"
+        return r"p_Z\big(f(x)\big)" if exp is None else rf"p_Z\big(f(x)\big)^{{{exp}}}"
 
 
-_base_at_image = sp.Symbol("p_Z_f", positive=True)
+_base_at_image = _BaseAtImage("p_Z_f", positive=True)
 _INSTANCES_TRI = {
     f_last: sp.Lambda((u_prefix, x_last), _c[0] * x_last + _c[1] * x_last**3 + u_prefix * x_last / 4),
     p_cond: sp.Lambda((z, u_prefix), 1 / (1 + _c[2] * z**2 + u_prefix**2)),
