@@ -19,7 +19,7 @@ Registered results (each with wrong variants that its check refutes):
 5. ``vae.elbo.optimum``: on the linear model the ELBO is maximised by the posterior and is then tight;
 6. ``vae.reparam``: the reparameterisation (pathwise) and score-function gradients, for any ``f``;
 7. ``vae.beta.encoder``: the optimal encoder of the beta-VAE objective on the linear model;
-8. ``vae.surgery`` (any ``n``, any densities) and ``vae.surgery.prior`` (two points, three codes):
+8. ``vae.surgery`` and ``vae.surgery.prior`` (any ``n``, any densities):
    ELBO surgery, and the optimal prior is the aggregate posterior;
 9. ``vae.vq.kl`` (any ``K``) and ``vae.vq.gradients``: the KL of VQ-VAE is ``log K``;
    straight-through and stop-gradient losses;
@@ -392,7 +392,8 @@ jensen = register(Identity(
         lambda claim: [_jensen_integrand(claim).xreplace(GENERAL_DEFINITIONS).xreplace(GENERAL_DEFINITIONS)
                        + likelihood_any(z) * prior_any(z) / evidence_any - q_any(z)],
         certificate=lambda claim: q_any(z) * LogGap(likelihood_any(z) * prior_any(z) / (q_any(z) * evidence_any)),
-        prepare=lambda e: sp.expand(sp.expand_log(e, force=True))),
+        prepare=lambda e: sp.expand(sp.expand_log(e, force=True)),
+        tries=0),  # no pointwise refutation: a negative integrand at a point does not refute an integral
     template=r"\log p(x) = \log \mathbb{E}_{q}\!\left[\frac{p(x, z)}{q(z \mid x)}\right] "
              r"\ge \mathbb{E}_{q}\!\left[$bound\right] = \mathcal{L}(q)",
     assumptions=("q(z | x) > 0 wherever p(x, z) > 0, and int q(z | x) dz = 1",
@@ -637,58 +638,86 @@ surgery = register(Identity(
     scope=Scope.GENERAL,
 ))
 
-# The optimal prior, on a small discrete model (two data points, three codes).
-HALF = (0, sp.Rational(1, 2))
-_q = {(k, i): sym(f"q_{{{k}|{i}}}", HALF, positive=True) for k in (1, 2) for i in (1, 2)}
-_p = [sym("p_1", (0, sp.Rational(1, 2)), positive=True), sym("p_2", (0, sp.Rational(1, 2)), positive=True)]
+# The optimal prior, for any n and any encoders: for every prior p,
+#   avgKL(p) - avgKL(q_agg) = KL(q_agg || p) >= 0,
+# checked as an inequality of integrands: the difference plus (p - q_agg), which integrates to 1 - 1 = 0,
+# equals q_agg LogGap(p / q_agg) >= 0 pointwise (q_agg written A > 0 once the sums are normalised).
+# A wrong optimum cannot be refuted pointwise; it is refuted on a discrete instance (n = 2 data points,
+# three codes, rational encoders) by a prior with a smaller average KL.
+
+A_agg = sym("A", positive=True)  # q_agg at the point z
 
 
-def _encoder(i: int) -> list[sp.Expr]:
-    """q(. | x_i) on {1, 2, 3}."""
-    return [_q[1, i], _q[2, i], 1 - _q[1, i] - _q[2, i]]
+def _average_kl_integrand(prior: sp.Expr) -> sp.Expr:
+    return _average(_Qz[_i] * sp.log(_Qz[_i] / prior))
 
 
-def _prior(p: list[sp.Expr]) -> list[sp.Expr]:
-    return [p[0], p[1], 1 - p[0] - p[1]]
+def _prior_difference(claim: Claim) -> sp.Expr:
+    d = _average_kl_integrand(_Pz) - _average_kl_integrand(claim["prior"]) + (_Pz - claim["prior"])
+    return _normalise_sums(d).xreplace({sp.Sum(_Qz[_i], (_i, 1, n_data)): n_data * A_agg})
 
 
-def _kl_discrete(a: list[sp.Expr], c: list[sp.Expr]) -> sp.Expr:
-    return sum(ak * (sp.log(ak) - sp.log(ck)) for ak, ck in zip(a, c))
+_DISCRETE_ENCODERS = ((sp.Rational(1, 2), sp.Rational(3, 10), sp.Rational(1, 5)),
+                      (sp.Rational(1, 10), sp.Rational(1, 5), sp.Rational(7, 10)))
+"""q(z | x_1) and q(z | x_2) on three codes, for the refutation."""
 
 
-def _prior_residuals(claim: Claim) -> list[sp.Expr]:
-    average_kl = sum(_kl_discrete(_encoder(i), _prior(_p)) for i in (1, 2)) / 2
-    at = {_p[0]: claim["p_1"], _p[1]: claim["p_2"]}
-    return [sp.together(sp.diff(average_kl, pk).xreplace(at)) for pk in _p]
+@dataclass(frozen=True)
+class _OptimalPrior(NonNegative):
+    """:class:`NonNegative` on the integrand; a wrong optimum is refuted by a better prior on an instance."""
+
+    def __call__(self, claim: Claim, seed: int = 0) -> Verdict:
+        verdict = super().__call__(claim, seed)
+        if verdict.status is not Status.INCONCLUSIVE:
+            return verdict
+        star = [claim["prior"].xreplace({n_data: 2}).doit().xreplace({_Qz[1]: q1, _Qz[2]: q2})
+                for q1, q2 in zip(*_DISCRETE_ENCODERS)]
+        star = [v / sum(star) for v in star]  # normalised over the three codes
+
+        def average_kl(prior: list) -> float:
+            return float(sum(q[k] * sp.log(q[k] / prior[k]) for q in _DISCRETE_ENCODERS for k in range(3)) / 2)
+
+        aggregate = [(q1 + q2) / 2 for q1, q2 in zip(*_DISCRETE_ENCODERS)]
+        if average_kl(aggregate) < average_kl(star) - 1e-12:
+            witness = {"encoders": str(_DISCRETE_ENCODERS), "claimed prior": str([sp.N(v, 6) for v in star]),
+                       "better prior": str(aggregate),
+                       "residual": str(sp.N(average_kl(aggregate) - average_kl(star), 8))}
+            return Verdict(Status.REFUTED, self.method, verdict.residual, witness)
+        return verdict
 
 
+_aggregate = _average(_Qz[_i])
 optimal_prior = register(Identity(
     id="vae.surgery.prior",
     title=r"The prior that maximises the average ELBO is the aggregate posterior",
     chapter=CHAPTER,
-    claim={"p_1": (_q[1, 1] + _q[1, 2]) / 2, "p_2": (_q[2, 1] + _q[2, 2]) / 2},
-    check=Check(
-        "the gradient of the average KL term in the free prior probabilities (p_3 = 1 - p_1 - p_2) "
-        "vanishes at the claim; cancel (the average KL is convex in p, so this is the minimum)",
-        _prior_residuals,
-    ),
-    template=(r"p^\star(1) = $p_1, \qquad p^\star(2) = $p_2, \qquad "
-              r"p^\star(3) = 1 - p^\star(1) - p^\star(2)"),
-    assumptions=("two data points, three latent states; q_{k|i} = q(z = k | x_i)",
-                 "the prior enters the average ELBO only through the average KL term"),
+    claim={"prior": _aggregate},
+    check=_OptimalPrior(
+        "for any prior p, n symbolic: the integrand of avgKL(p) - avgKL(claim), plus (p - claim) whose "
+        "integral is 0, equals q_agg LogGap(p / q_agg) pointwise (sums normalised); a wrong optimum "
+        "refuted by a better prior on two data points and three codes",
+        lambda claim: [_prior_difference(claim)],
+        certificate=lambda claim: A_agg * LogGap(_Pz / A_agg),
+        prepare=lambda e: sp.expand(sp.expand_log(e, force=True)),
+        tries=0),  # no pointwise refutation: a negative integrand at a point does not refute an integral
+    template=(r"\operatorname*{arg\,min}_{p}\ \frac{1}{n}\sum_{i=1}^{n} \mathrm{KL}\!\left(q(z \mid x_i) \,\|\, p\right) "
+              r"= $prior = q_{\mathrm{agg}}(z), \qquad q_i = q(z \mid x_i)"),
+    assumptions=("q(z | x_i) > 0 and p(z) > 0 densities (or mass functions) in z, any n",
+                 "the prior enters the average ELBO only through the average KL term",
+                 "LogGap(u) = u - 1 - log u >= 0, zero only at u = 1: the minimiser is unique"),
     mutants=(
-        Mutant("first_encoder", {"p_1": _q[1, 1], "p_2": _q[2, 1]},
+        Mutant("first_encoder", {"prior": _Qz[1]},
                "The encoder of one data point taken as the optimal prior."),
-        Mutant("uniform", {"p_1": sp.Rational(1, 3), "p_2": sp.Rational(1, 3)},
-               "The uniform prior, optimal only when the aggregate posterior is uniform."),
+        Mutant("geometric_mean", {"prior": sp.exp(_average(sp.log(_Qz[_i])))},
+               r"The (normalised) geometric mean of the encoders, which minimises the average KL in the "
+               r"other direction, $\frac1n\sum_i \mathrm{KL}(p \,\|\, q(z \mid x_i))$."),
     ),
     references=("hoffman2016elbo", "tomczak2018vae"),
     code=("gencode.vae.aggregate_kl_split",),
-    display={"p_1": _frac(sp.Add(_q[1, 1], _q[1, 2], evaluate=False), 2),
-             "p_2": _frac(sp.Add(_q[2, 1], _q[2, 2], evaluate=False), 2)},
-    scope=Scope.INSTANCE,
-    instance="two data points and three codes",
+    display={"prior": sp.Mul(sp.Pow(n_data, -1, evaluate=False), sp.Sum(_Qz[_i], (_i, 1, n_data)), evaluate=False)},
+    scope=Scope.GENERAL,
 ))
+
 
 # ---------------------------------------------------------------------------------------------
 # 8. VQ-VAE: the KL term and the gradients of its losses.
