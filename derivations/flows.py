@@ -192,33 +192,83 @@ U_diag = [_u[(i, i)] for i in range(3)]
 R_diag = [_r[(i, i)] for i in range(3)]
 
 
+i_lu = sym("i", positive=True, integer=True)
+D_lu = sym("D", positive=True, integer=True)
+U_idx, R_idx = sp.IndexedBase("U", real=True), sp.IndexedBase("R", real=True)
+_u_last, _u_first = sym("U_DD", real=True), sym("U_11", real=True)
+
+
+def _schur_last(lower_unit: bool) -> sp.Expr:
+    """The Schur complement of the leading (D-1) x (D-1) block of L U (or of R, with L = I), for symbolic D.
+
+    With L = [[L', 0], [l^T, 1]] and U = [[U', u], [0, U_DD]], L U = [[L'U', L'u], [l^T U', l^T u + U_DD]];
+    det(L U) = det(L'U') det(S) with S = l^T u + U_DD - l^T U' (L'U')^{-1} L' u, which SymPy's matrix
+    algebra reduces (for MatrixSymbols of size D - 1) to U_DD."""
+    n = D_lu - 1
+    Lp = sp.MatrixSymbol("Lp", n, n) if lower_unit else sp.Identity(n)
+    Up = sp.MatrixSymbol("Up", n, n)
+    l_ = sp.MatrixSymbol("l", n, 1) if lower_unit else sp.ZeroMatrix(n, 1)
+    u_ = sp.MatrixSymbol("u", n, 1)
+    schur = (l_.T * u_ + _u_last * sp.Identity(1)) - (l_.T * Up) * (Lp * Up).I * (Lp * u_)
+    return sp.simplify(schur.doit()).as_explicit()[0, 0]
+
+
+def _diagonal_terms(total: sp.Expr, base: sp.IndexedBase) -> tuple[sp.Expr, sp.Expr] | None:
+    """(D-th term, value at D = 1) of a claimed sum over i = 1..D of terms in base[i, i]; None if not a sum."""
+    if not isinstance(total, sp.Sum):
+        return None
+    last = total.function.xreplace({i_lu: D_lu}).xreplace({base[D_lu, D_lu]: _u_last})
+    first = total.xreplace({D_lu: 1}).doit().xreplace({base[1, 1]: _u_first})
+    return last, first
+
+
 def _lu_residuals(claim: Claim) -> list[sp.Expr]:
-    """``exp(2 x claimed log|det|)`` against ``det(LU)^2`` and ``det(QR)^2`` (squares: no absolute values)."""
-    return [sp.expand(sp.exp(2 * claim[part]), power_exp=True) - sp.cancel(A.det()) ** 2
-            for part, A in (("lu", L * U), ("qr", Q * R))]
+    """Every D by induction: base D = 1 (det = U_11) and step (the Schur complement of the leading block
+    is U_DD, so log|det| gains log|U_DD|), for L U and for R (L = I; |det Q| = 1 since Q^T Q = I).
+    D = 3: exp of twice the claim against the squared determinant of symbolic factors, Q a rational
+    rotation-reflection (squares: no absolute values)."""
+    out = []
+    for part, base, unit in (("lu", U_idx, True), ("qr", R_idx, False)):
+        terms = _diagonal_terms(claim[part], base)
+        if terms is not None:
+            last, first = terms
+            out += [sp.expand_log(last - sp.log(sp.Abs(_schur_last(unit))), force=True),
+                    sp.expand_log(first - sp.log(sp.Abs(_u_first)), force=True)]
+    three = {"lu": (L * U, U_idx, U_diag, _u), "qr": (Q * R, R_idx, R_diag, _r)}
+    for part, (A, base, diag, entries) in three.items():
+        value = claim[part].xreplace({D_lu: 3}).doit()
+        value = value.xreplace({base[i + 1, j + 1]: v for (i, j), v in entries.items()})
+        out.append(sp.expand(sp.exp(2 * value), power_exp=True) - sp.cancel(A.det()) ** 2)
+    return out
 
 
+_j_lu = sym("j", positive=True, integer=True)
 linear_lu = register(Identity(
     id="flows.linear_lu",
     title="Linear flows: log |det A| from the diagonal of the LU or QR factor",
     chapter=CHAPTER,
-    claim={"lu": sum(sp.log(sp.Abs(d)) for d in U_diag), "qr": sum(sp.log(sp.Abs(d)) for d in R_diag)},
-    check=Check("3 x 3 with symbolic L (unit lower), U, R (upper), Q a rational rotation-reflection; "
-                "exp of twice the claim against the squared determinant; cancel", _lu_residuals),
+    claim={"lu": sp.Sum(sp.log(sp.Abs(U_idx[i_lu, i_lu])), (i_lu, 1, D_lu)),
+           "qr": sp.Sum(sp.log(sp.Abs(R_idx[i_lu, i_lu])), (i_lu, 1, D_lu))},
+    check=Check("every D by induction (base D = 1; step: the Schur complement of the leading block of LU, "
+                "or of R, reduces by SymPy's matrix algebra to U_DD for MatrixSymbols of size D - 1); "
+                "D = 3 with symbolic factors and Q a rational rotation-reflection, exp of twice the claim "
+                "against the squared determinant; cancel", _lu_residuals),
     template=r"\log\lvert\det(LU)\rvert = $lu, \qquad \log\lvert\det(QR)\rvert = $qr",
-    assumptions=("L unit lower triangular, U and R upper triangular with non-zero diagonal, Q orthogonal",),
+    assumptions=("L unit lower triangular, U and R upper triangular with non-zero diagonal, Q orthogonal; "
+                 "D x D",
+                 "det [[A, B], [C, E]] = det(A) det(E - C A^{-1} B) for invertible A (Schur complement), and "
+                 "|det Q| = 1 for orthogonal Q (det(Q)^2 = det(Q^T Q) = 1)"),
     mutants=(
-        Mutant("log_of_trace", {"lu": sp.log(sp.Abs(sum(U_diag)))},
+        Mutant("log_of_trace", {"lu": sp.log(sp.Abs(sp.Sum(U_idx[i_lu, i_lu], (i_lu, 1, D_lu))))},
                "The log of the trace of U instead of the sum of the logs of its diagonal."),
-        Mutant("all_entries", {"lu": sum(sp.log(sp.Abs(v)) for v in _u.values())},
+        Mutant("all_entries", {"lu": sp.Sum(sp.log(sp.Abs(U_idx[i_lu, _j_lu])), (_j_lu, i_lu, D_lu), (i_lu, 1, D_lu))},
                "Every entry of U counted, not only the diagonal."),
-        Mutant("q_counts", {"qr": sum(sp.log(sp.Abs(d)) for d in R_diag) + sp.log(2)},
+        Mutant("q_counts", {"qr": sp.Sum(sp.log(sp.Abs(R_idx[i_lu, i_lu])), (i_lu, 1, D_lu)) + sp.log(2)},
                r"A factor from $Q$ counted: $|\det Q| = 1$ contributes nothing."),
     ),
     references=("kingma2018glow", "papamakarios2021normalizing"),
     code=("gencode.flows.LinearLU.log_abs_det_jacobian",),
-    scope=Scope.INSTANCE,
-    instance="3 x 3 factors",
+    scope=Scope.GENERAL,
 ))
 
 # ---------------------------------------------------------------------------------------------
