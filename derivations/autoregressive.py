@@ -3,16 +3,17 @@ and the cost of sampling an image pixel by pixel with attention.
 
 Four results, each registered with the wrong variants its check must refute:
 
-1. ``autoregressive.chain_rule``: ``p(x) = p(x_1) p(x_2 | x_1) p(x_3 | x_1, x_2)`` for *any* joint
-   distribution of three binary variables (a table of eight positive masses, all symbolic), and its
-   logarithm, the sum of conditional log-likelihoods that maximum likelihood maximises;
+1. ``autoregressive.chain_rule``: ``p(x_1, ..., x_D) = prod_i p(x_i | x_<i)`` for *any* joint
+   distribution and every D (induction on D, conditionals as ratios of an undefined positive prefix
+   mass), and its logarithm, the sum of conditional log-likelihoods that maximum likelihood maximises;
 2. ``autoregressive.normalisation``: a product of Bernoulli conditionals, each depending on the
    preceding variables only, sums to one over ``{0, 1}^3`` whatever the conditional parameters (generic
    SymPy functions); a conditional that looks ahead breaks it;
 3. ``autoregressive.bernoulli_logit``: ``log Bern(x; sigmoid(a)) = x a - log(1 + e^a)``, the form every
    implementation uses (binary cross-entropy with logits);
 4. ``autoregressive.raster_attention_cost``: ``sum_{i=1}^{n^2} i^2 = n^2 (n^2 + 1)(2 n^2 + 1) / 6``,
-   by induction, and its leading term ``n^6 / 3``.
+   by induction, its leading term ``n^6 / 3``, and its ratio ``n^2 / 3 = N / 3`` to the ``N^2``
+   operations of one parallel pass.
 
 Statements "for any function" use undefined SymPy functions.  A residual built from undefined functions
 is proved zero by ``cancel``, but a non-zero one cannot be evaluated at a point; so each such check also
@@ -25,98 +26,126 @@ uses the same helpers.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
 
 import sympy as sp
 
-from .core import Check, Claim, Identity, Mutant, function, register, sym, with_instances
+from sympy.core.function import UndefinedFunction
+
+from .core import Check, Claim, Identity, Mutant, Scope, function, instantiate, register, sym, with_instances
 
 CHAPTER = "autoregressive"
 
-# ---------------------------------------------------------------------------------------------
-# Symbols with their own LaTeX, for statements about probability tables
-
-
-class _Named(sp.Symbol):
-    """A symbol with its own LaTeX (``p(x_2 \\mid x_1)``), for statements about probability tables."""
-
-    _latex_names: dict[str, str] = {}
-
-    def __new__(cls, name: str, latex: str, **assumptions: bool):
-        cls._latex_names[name] = latex
-        return super().__new__(cls, name, **assumptions)
-
-    def _latex(self, printer, exp=None):
-        text = self._latex_names[self.name]
-        return text if exp is None else f"{text}^{{{exp}}}"
-
-
-# ---------------------------------------------------------------------------------------------
-# 1. The chain rule, for any joint table of three binary variables.
-
 BITS = (0, 1)
 CELLS = list(itertools.product(BITS, repeat=3))
-table = {c: sym(f"q_{''.join(map(str, c))}", (0, 1), positive=True) for c in CELLS}
-"""The joint masses ``q_abc = P(x_1 = a, x_2 = b, x_3 = c)`` (positive; their sum need not be written)."""
+_c0, _c1 = sym("c_0", (0, 2), positive=True), sym("c_1", (0, 2), positive=True)
 
-p1 = _Named("p1", r"p(x_1)", positive=True)
-p2 = _Named("p2|1", r"p(x_2 \mid x_1)", positive=True)
-p3 = _Named("p3|12", r"p(x_3 \mid x_1, x_2)", positive=True)
-p2_marginal = _Named("p2", r"p(x_2)", positive=True)
-p3_markov = _Named("p3|2", r"p(x_3 \mid x_2)", positive=True)
-joint = _Named("p123", r"p(x_1, x_2, x_3)", positive=True)
+# ---------------------------------------------------------------------------------------------
+# 1. The chain rule, for any joint distribution of D variables (induction on D).
+
+i_var = sym("i", positive=True, integer=True)
+D = sym("D", positive=True, integer=True)
 
 
-def _mass(fixed: Mapping[int, int]) -> sp.Expr:
-    """``P(x_i = v for (i, v) in fixed)``: a sum of table entries (marginalisation)."""
-    return sp.Add(*[q for c, q in table.items() if all(c[i] == v for i, v in fixed.items())])
+def _positive_function(name: str) -> UndefinedFunction:
+    return UndefinedFunction(name, positive=True)
 
 
-def _conditionals(c: tuple[int, int, int]) -> dict[sp.Symbol, sp.Expr]:
-    """Every factor that a claim may use, as ratios of marginal masses (the definition of conditioning)."""
-    a, b, d = c
-    return {
-        p1: _mass({0: a}),
-        p2: _mass({0: a, 1: b}) / _mass({0: a}),
-        p3: _mass({0: a, 1: b, 2: d}) / _mass({0: a, 1: b}),
-        p2_marginal: _mass({1: b}),
-        p3_markov: _mass({1: b, 2: d}) / _mass({1: b}),
-        joint: table[c],
-    }
+prefix_mass = _positive_function("P")  # P(k) = p(x_1, ..., x_k) at the data point, P(0) = 1
+single_mass = _positive_function("P_single")  # p(x_k) alone
+pair_mass = _positive_function("P_pair")  # p(x_{k-1}, x_k)
+
+
+class Conditional(sp.Function):
+    r"""``p(x_i | x_{<i})``; the check replaces it by ``P(i) / P(i - 1)`` (definition of conditioning)."""
+
+    nargs = 1
+
+    def _latex(self, printer, exp=None):
+        text = rf"p\left(x_{{{printer._print(self.args[0])}}} \mid x_{{<{printer._print(self.args[0])}}}\right)"
+        return text if exp is None else rf"{text}^{{{exp}}}"
+
+
+class Marginal(sp.Function):
+    r"""``p(x_i)``, the marginal of one coordinate (for a wrong variant)."""
+
+    nargs = 1
+
+    def _latex(self, printer, exp=None):
+        text = rf"p\left(x_{{{printer._print(self.args[0])}}}\right)"
+        return text if exp is None else rf"{text}^{{{exp}}}"
+
+
+class MarkovConditional(sp.Function):
+    r"""``p(x_i | x_{i-1})`` (for a wrong variant): ``P_pair(i) / P_single(i - 1)``."""
+
+    nargs = 1
+
+    def _latex(self, printer, exp=None):
+        k = printer._print(self.args[0])
+        text = rf"p\left(x_{{{k}}} \mid x_{{{k} - 1}}\right)"
+        return text if exp is None else rf"{text}^{{{exp}}}"
+
+
+def _masses(expr: sp.Expr) -> sp.Expr:
+    """Every factor written through the masses of the data point (definitions of conditioning)."""
+    expr = expr.replace(Conditional, lambda k: prefix_mass(k) / prefix_mass(k - 1))
+    expr = expr.replace(Marginal, lambda k: single_mass(k))
+    expr = expr.replace(MarkovConditional, lambda k: pair_mass(k) / single_mass(k - 1))
+    return expr.xreplace({prefix_mass(0): sp.Integer(1)})  # the empty prefix has mass 1
+
+
+_CHAIN_INSTANCES = {  # positive functions of k with symbolic coefficients, for the witnesses
+    prefix_mass: sp.Lambda(i_var, 1 / (1 + _c0 * i_var**2)),
+    single_mass: sp.Lambda(i_var, 1 / (2 + _c1 * i_var)),
+    pair_mass: sp.Lambda(i_var, 1 / (3 + _c1 * i_var + _c0 * i_var**2)),
+}
 
 
 def _chain_residuals(claim: Claim) -> list[sp.Expr]:
-    out = []
-    for c in CELLS:
-        values = _conditionals(c)
-        out.append(claim["joint"].xreplace(values) - table[c])
-        # the log form, compared through its exponential (a rational function of the masses)
-        out.append(sp.expand(sp.exp(claim["log"].xreplace(values)), power_exp=True) - table[c])
-    return out
+    """Base case D = 1 and the step D - 1 -> D of ``prod_{i<=D} c_i = P(D)`` and of its logarithm:
+    the product (sum) up to D is the product (sum) up to D - 1 times (plus) its D-th term, so the
+    step holds iff ``term(D) P(D - 1) = P(D)`` (``log term(D) = log P(D) - log P(D - 1)``)."""
+    prod, log_sum = claim["joint"], claim["log"]
+    if not (isinstance(prod, sp.Product) and isinstance(log_sum, sp.Sum)):
+        raise TypeError("the chain rule's claim must be a Product and a Sum over i = 1..D")
+    generic = [
+        _masses(prod.xreplace({D: 1}).doit()) - prefix_mass(1),
+        _masses(prod.function.xreplace({i_var: D})) * prefix_mass(D - 1) - prefix_mass(D),
+        sp.expand_log(_masses(log_sum.xreplace({D: 1}).doit()) - sp.log(prefix_mass(1)), force=True),
+        sp.expand_log(_masses(log_sum.function.xreplace({i_var: D}))
+                      - sp.log(prefix_mass(D)) + sp.log(prefix_mass(D - 1)), force=True),
+    ]
+    if all(sp.cancel(r) == 0 for r in generic):
+        return generic
+    concrete = [instantiate(r.xreplace({D: d}), _CHAIN_INSTANCES) for r in generic for d in (2, 3)]
+    return concrete + generic
 
 
 chain_rule = register(Identity(
     id="autoregressive.chain_rule",
     title="The chain rule: a joint distribution is the product of its conditionals",
     chapter=CHAPTER,
-    claim={"joint": p1 * p2 * p3, "log": sp.log(p1) + sp.log(p2) + sp.log(p3)},
-    check=Check("all eight cells of a symbolic joint table; conditionals as ratios of marginals; "
-                "log form through exp; rational cancel", _chain_residuals),
-    template=r"\begin{aligned} p(x_1, x_2, x_3) &= $joint, \\ \log p(x_1, x_2, x_3) &= $log \end{aligned}",
-    assumptions=("x_1, x_2, x_3 binary; every cell of the joint table has positive mass",
-                 "p(x_j | x_<j) = P(x_1..x_j) / P(x_1..x_{j-1}) (definition of conditioning)"),
+    claim={"joint": sp.Product(Conditional(i_var), (i_var, 1, D)),
+           "log": sp.Sum(sp.log(Conditional(i_var)), (i_var, 1, D))},
+    check=Check("induction on D (base D = 1, step D - 1 -> D) with p(x_i | x_<i) = P(x_1..x_i) / "
+                "P(x_1..x_{i-1}) for an undefined positive P; log form through expand_log; cancel; "
+                "witness with P instantiated", _chain_residuals),
+    template=r"\begin{aligned} p(x_1, \dots, x_D) &= $joint, \\ \log p(x_1, \dots, x_D) &= $log \end{aligned}",
+    assumptions=("any joint distribution (density or mass) of D variables, positive at the point x",
+                 "p(x_i | x_<i) = p(x_1, ..., x_i) / p(x_1, ..., x_{i-1}) (definition of conditioning); "
+                 "the empty prefix has mass 1"),
     mutants=(
-        Mutant("marginal_for_conditional", {"joint": p1 * p2_marginal * p3},
-               r"$p(x_2)$ in place of $p(x_2 \mid x_1)$: the dependence of $x_2$ on $x_1$ dropped."),
-        Mutant("markov_assumption", {"joint": p1 * p2 * p3_markov},
-               r"$p(x_3 \mid x_2)$ in place of $p(x_3 \mid x_1, x_2)$: a Markov chain assumed, "
+        Mutant("marginal_for_conditional", {"joint": sp.Product(Marginal(i_var), (i_var, 1, D))},
+               r"$p(x_i)$ in place of $p(x_i \mid x_{<i})$: the dependence on the past dropped "
+               "(a product of marginals is the joint only for independent variables)."),
+        Mutant("markov_assumption", {"joint": sp.Product(MarkovConditional(i_var), (i_var, 1, D))},
+               r"$p(x_i \mid x_{i-1})$ in place of $p(x_i \mid x_{<i})$: a Markov chain assumed, "
                "which the chain rule does not need."),
-        Mutant("log_of_product_of_logs", {"log": sp.log(p1) * sp.log(p2) * sp.log(p3)},
-               "The logarithms multiplied instead of added."),
+        Mutant("log_of_conditional_squared", {"log": sp.Sum(2 * sp.log(Conditional(i_var)), (i_var, 1, D))},
+               "Each conditional's logarithm counted twice."),
     ),
     references=("bengio2000modeling", "larochelle2011neural"),
-    display={"joint": sp.Mul(p1, p2, p3, evaluate=False),
-             "log": sp.Add(sp.log(p1), sp.log(p2), sp.log(p3), evaluate=False)},
+    scope=Scope.GENERAL,
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -174,6 +203,7 @@ normalisation = register(Identity(
     references=("germain2015made", "oord2016pixel"),
     code=("gencode.autoregressive.MADE.log_prob", "gencode.autoregressive.PixelCNN.log_prob"),
     display={"pmf": _pmf_display},
+    scope=Scope.GENERAL,
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -212,6 +242,7 @@ bernoulli_logit = register(Identity(
     references=("murphy2022probabilistic",),
     code=("gencode.autoregressive.bernoulli_log_prob",),
     display={"log_prob": sp.Add(sp.Mul(x, a, evaluate=False), -sp.log(1 + sp.exp(a)), evaluate=False)},
+    scope=Scope.GENERAL,
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -226,20 +257,23 @@ def _cost_residuals(claim: Claim) -> list[sp.Expr]:
     S = sp.Lambda(N, claim["cost"].xreplace({n: sp.sqrt(N)}))
     poly = sp.Poly(sp.expand(claim["cost"]), n)
     return [S(1) - 1, sp.expand(S(N) - S(N - 1) - N**2),
-            poly.LC() * n ** poly.degree() - claim["leading"]]
+            poly.LC() * n ** poly.degree() - claim["leading"],
+            poly.LC() * n ** (poly.degree() - 4) - claim["ratio"]]  # against one pass, (n^2)^2
 
 
 raster_cost = register(Identity(
     id="autoregressive.raster_attention_cost",
     title="Sampling an n x n image in raster order with full attention costs O(n^6)",
     chapter=CHAPTER,
-    claim={"cost": n**2 * (n**2 + 1) * (2 * n**2 + 1) / 6, "leading": n**6 / 3},
-    check=Check("induction on N = n^2 (base N = 1, step N-1 -> N); leading coefficient of the polynomial "
-                "in n", _cost_residuals),
-    template=r"\sum_{i=1}^{n^2} i^2 = $cost \sim $leading",
+    claim={"cost": n**2 * (n**2 + 1) * (2 * n**2 + 1) / 6, "leading": n**6 / 3, "ratio": n**2 / 3},
+    check=Check("induction on N = n^2 (base N = 1, step N-1 -> N); leading coefficients of the "
+                "polynomials in n of the cost and of the cost over (n^2)^2", _cost_residuals),
+    template=(r"\sum_{i=1}^{n^2} i^2 = $cost \sim $leading, \qquad "
+              r"\frac{1}{(n^2)^2} \sum_{i=1}^{n^2} i^2 \sim $ratio"),
     assumptions=("step i recomputes full self-attention over the i pixels generated so far "
                  "(no cache): i queries times i keys, cost proportional to i^2",
-                 "n a positive integer; the image has N = n^2 pixels"),
+                 "n a positive integer; the image has N = n^2 pixels",
+                 "one parallel pass (the likelihood) is full attention over N pixels: N^2 operations"),
     mutants=(
         Mutant("linear_cost_per_step", {"cost": n**2 * (n**2 + 1) / 2},
                r"$\sum i$ instead of $\sum i^2$: the cost of one step taken linear in $i$."),
@@ -247,8 +281,12 @@ raster_cost = register(Identity(
                r"The formula for $\sum i^3$."),
         Mutant("leading_n4", {"leading": n**4 / 3},
                r"The order $n^4$ (forgetting that there are $n^2$ steps)."),
+        Mutant("ratio_against_n_pixels", {"ratio": n**4 / 3},
+               r"The sequential cost compared with $N = n^2$ operations for one parallel pass: full "
+               r"attention over $N$ pixels costs $N^2$, so the ratio is $N/3$, not $N^2/3$."),
     ),
     references=("oord2016pixel", "parmar2018image"),
     display={"cost": sp.Mul(sp.Rational(1, 6), n**2, sp.Add(n**2, 1, evaluate=False),
                             sp.Add(2 * n**2, 1, evaluate=False), evaluate=False)},
+    scope=Scope.GENERAL,
 ))

@@ -9,7 +9,8 @@ with the same residuals after instantiating those functions by concrete ones
 (:func:`derivations.core.with_instances`).  Jacobians are taken by ``sympy.Matrix.jacobian``
 and ``sympy.diff`` (which applies the chain rule to undefined functions), never typed by hand.
 
-Ids: ``flows.change_of_variables``, ``flows.inverse_function``, ``flows.composition``,
+Ids: ``flows.change_of_variables`` (one dimension), ``flows.change_of_variables_triangular`` (every D,
+for triangular maps, by induction on D), ``flows.inverse_function``, ``flows.composition``,
 ``flows.linear_lu``, ``flows.autoregressive_logdet``, ``flows.maf_inverse``, ``flows.coupling_logdet``,
 ``flows.linear_gaussian_mle``, ``flows.lotus``.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy.matrices.expressions.determinant import Determinant
 
-from .core import function as generic, with_instances
+from .core import Scope, function as generic, with_instances
 from .core import (Check, Claim, GaussianFactor, Identity, Mutant, gaussian_expectation, gaussian_moment,
                    register, sym)
 
@@ -82,6 +83,7 @@ change_of_variables = register(Identity(
     code=("gencode.flows.Flow.log_prob",),
     display={"density": sp.Mul(p_Z(f(x)), _fprime, evaluate=False),
              "log_density": sp.Add(sp.log(p_Z(f(x))), sp.log(_fprime), evaluate=False)},
+    scope=Scope.GENERAL,
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -139,6 +141,7 @@ inverse_function = register(Identity(
     ),
     references=("papamakarios2021normalizing",),
     code=("gencode.flows.Flow.inverse",),
+    scope=Scope.GENERAL,
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -170,6 +173,7 @@ composition = register(Identity(
     ),
     references=("rezende2015variational", "papamakarios2021normalizing"),
     code=("gencode.flows.Flow.forward_and_log_det",),
+    scope=Scope.GENERAL,
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -188,31 +192,83 @@ U_diag = [_u[(i, i)] for i in range(3)]
 R_diag = [_r[(i, i)] for i in range(3)]
 
 
+i_lu = sym("i", positive=True, integer=True)
+D_lu = sym("D", positive=True, integer=True)
+U_idx, R_idx = sp.IndexedBase("U", real=True), sp.IndexedBase("R", real=True)
+_u_last, _u_first = sym("U_DD", real=True), sym("U_11", real=True)
+
+
+def _schur_last(lower_unit: bool) -> sp.Expr:
+    """The Schur complement of the leading (D-1) x (D-1) block of L U (or of R, with L = I), for symbolic D.
+
+    With L = [[L', 0], [l^T, 1]] and U = [[U', u], [0, U_DD]], L U = [[L'U', L'u], [l^T U', l^T u + U_DD]];
+    det(L U) = det(L'U') det(S) with S = l^T u + U_DD - l^T U' (L'U')^{-1} L' u, which SymPy's matrix
+    algebra reduces (for MatrixSymbols of size D - 1) to U_DD."""
+    n = D_lu - 1
+    Lp = sp.MatrixSymbol("Lp", n, n) if lower_unit else sp.Identity(n)
+    Up = sp.MatrixSymbol("Up", n, n)
+    l_ = sp.MatrixSymbol("l", n, 1) if lower_unit else sp.ZeroMatrix(n, 1)
+    u_ = sp.MatrixSymbol("u", n, 1)
+    schur = (l_.T * u_ + _u_last * sp.Identity(1)) - (l_.T * Up) * (Lp * Up).I * (Lp * u_)
+    return sp.simplify(schur.doit()).as_explicit()[0, 0]
+
+
+def _diagonal_terms(total: sp.Expr, base: sp.IndexedBase) -> tuple[sp.Expr, sp.Expr] | None:
+    """(D-th term, value at D = 1) of a claimed sum over i = 1..D of terms in base[i, i]; None if not a sum."""
+    if not isinstance(total, sp.Sum):
+        return None
+    last = total.function.xreplace({i_lu: D_lu}).xreplace({base[D_lu, D_lu]: _u_last})
+    first = total.xreplace({D_lu: 1}).doit().xreplace({base[1, 1]: _u_first})
+    return last, first
+
+
 def _lu_residuals(claim: Claim) -> list[sp.Expr]:
-    """``exp(2 x claimed log|det|)`` against ``det(LU)^2`` and ``det(QR)^2`` (squares: no absolute values)."""
-    return [sp.expand(sp.exp(2 * claim[part]), power_exp=True) - sp.cancel(A.det()) ** 2
-            for part, A in (("lu", L * U), ("qr", Q * R))]
+    """Every D by induction: base D = 1 (det = U_11) and step (the Schur complement of the leading block
+    is U_DD, so log|det| gains log|U_DD|), for L U and for R (L = I; |det Q| = 1 since Q^T Q = I).
+    D = 3: exp of twice the claim against the squared determinant of symbolic factors, Q a rational
+    rotation-reflection (squares: no absolute values)."""
+    out = []
+    for part, base, unit in (("lu", U_idx, True), ("qr", R_idx, False)):
+        terms = _diagonal_terms(claim[part], base)
+        if terms is not None:
+            last, first = terms
+            out += [sp.expand_log(last - sp.log(sp.Abs(_schur_last(unit))), force=True),
+                    sp.expand_log(first - sp.log(sp.Abs(_u_first)), force=True)]
+    three = {"lu": (L * U, U_idx, U_diag, _u), "qr": (Q * R, R_idx, R_diag, _r)}
+    for part, (A, base, diag, entries) in three.items():
+        value = claim[part].xreplace({D_lu: 3}).doit()
+        value = value.xreplace({base[i + 1, j + 1]: v for (i, j), v in entries.items()})
+        out.append(sp.expand(sp.exp(2 * value), power_exp=True) - sp.cancel(A.det()) ** 2)
+    return out
 
 
+_j_lu = sym("j", positive=True, integer=True)
 linear_lu = register(Identity(
     id="flows.linear_lu",
     title="Linear flows: log |det A| from the diagonal of the LU or QR factor",
     chapter=CHAPTER,
-    claim={"lu": sum(sp.log(sp.Abs(d)) for d in U_diag), "qr": sum(sp.log(sp.Abs(d)) for d in R_diag)},
-    check=Check("3 x 3 with symbolic L (unit lower), U, R (upper), Q a rational rotation-reflection; "
-                "exp of twice the claim against the squared determinant; cancel", _lu_residuals),
+    claim={"lu": sp.Sum(sp.log(sp.Abs(U_idx[i_lu, i_lu])), (i_lu, 1, D_lu)),
+           "qr": sp.Sum(sp.log(sp.Abs(R_idx[i_lu, i_lu])), (i_lu, 1, D_lu))},
+    check=Check("every D by induction (base D = 1; step: the Schur complement of the leading block of LU, "
+                "or of R, reduces by SymPy's matrix algebra to U_DD for MatrixSymbols of size D - 1); "
+                "D = 3 with symbolic factors and Q a rational rotation-reflection, exp of twice the claim "
+                "against the squared determinant; cancel", _lu_residuals),
     template=r"\log\lvert\det(LU)\rvert = $lu, \qquad \log\lvert\det(QR)\rvert = $qr",
-    assumptions=("L unit lower triangular, U and R upper triangular with non-zero diagonal, Q orthogonal",),
+    assumptions=("L unit lower triangular, U and R upper triangular with non-zero diagonal, Q orthogonal; "
+                 "D x D",
+                 "det [[A, B], [C, E]] = det(A) det(E - C A^{-1} B) for invertible A (Schur complement), and "
+                 "|det Q| = 1 for orthogonal Q (det(Q)^2 = det(Q^T Q) = 1)"),
     mutants=(
-        Mutant("log_of_trace", {"lu": sp.log(sp.Abs(sum(U_diag)))},
+        Mutant("log_of_trace", {"lu": sp.log(sp.Abs(sp.Sum(U_idx[i_lu, i_lu], (i_lu, 1, D_lu))))},
                "The log of the trace of U instead of the sum of the logs of its diagonal."),
-        Mutant("all_entries", {"lu": sum(sp.log(sp.Abs(v)) for v in _u.values())},
+        Mutant("all_entries", {"lu": sp.Sum(sp.log(sp.Abs(U_idx[i_lu, _j_lu])), (_j_lu, i_lu, D_lu), (i_lu, 1, D_lu))},
                "Every entry of U counted, not only the diagonal."),
-        Mutant("q_counts", {"qr": sum(sp.log(sp.Abs(d)) for d in R_diag) + sp.log(2)},
+        Mutant("q_counts", {"qr": sp.Sum(sp.log(sp.Abs(R_idx[i_lu, i_lu])), (i_lu, 1, D_lu)) + sp.log(2)},
                r"A factor from $Q$ counted: $|\det Q| = 1$ contributes nothing."),
     ),
     references=("kingma2018glow", "papamakarios2021normalizing"),
     code=("gencode.flows.LinearLU.log_abs_det_jacobian",),
+    scope=Scope.GENERAL,
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -238,42 +294,111 @@ _INSTANCES_AR = {
 }
 
 
+class _Scale(sp.Function):
+    r"""``sigma_i`` of the preceding coordinates, ``x_<i`` (MAF) or ``z_<i`` (IAF), for the display."""
+
+    nargs = 1
+    variable = "x"
+
+    def _latex(self, printer, exp=None):
+        k = printer._print(self.args[0])
+        text = rf"\sigma_{{{k}}}\big({self.variable}_{{<{k}}}\big)"
+        return text if exp is None else rf"{text}^{{{exp}}}"
+
+
+class ScaleX(_Scale):
+    variable = "x"
+
+
+class ScaleZ(_Scale):
+    variable = "z"
+
+
+class ShiftX(_Scale):
+    r"""``mu_i(x_<i)``, for a wrong variant."""
+
+    def _latex(self, printer, exp=None):
+        k = printer._print(self.args[0])
+        text = rf"\mu_{{{k}}}\big(x_{{<{k}}}\big)"
+        return text if exp is None else rf"{text}^{{{exp}}}"
+
+
+i_ar = sym("i", positive=True, integer=True)
+D_ar = sym("D", positive=True, integer=True)
+_prefix = sym("u", real=True)  # the preceding coordinates, held fixed
+_own = sym("y", real=True)  # the coordinate itself
+mu_last, sigma_last = generic("mu_D", r"\mu_D"), generic("sigma_D", r"\sigma_D")
+_INSTANCES_LAST = {mu_last: sp.Lambda(_prefix, _c[0] * _prefix), sigma_last: sp.Lambda(_prefix, 1 + _c[1] * _prefix**2)}
+
+
+def _at_last(expr: sp.Expr) -> sp.Expr:
+    """The D-th term: the display functions at i = D become the conditioners of the prefix u."""
+    expr = expr.xreplace({i_ar: D_ar})
+    for cls, fn in ((ScaleX, sigma_last), (ScaleZ, sigma_last), (ShiftX, mu_last)):
+        expr = expr.replace(cls, lambda k, fn=fn: fn(_prefix))
+    return expr
+
+
+def _in_three_dimensions(expr: sp.Expr) -> sp.Expr:
+    """The claim at D = 3 with the 3-D conditioners of section 5 (sigma_1 a constant)."""
+    expr = expr.xreplace({D_ar: 3}).doit()
+    expr = expr.replace(ScaleX, lambda k: _cond(sigma, int(k) - 1, X, sigma_1))
+    expr = expr.replace(ScaleZ, lambda k: _cond(sigma, int(k) - 1, Z, sigma_1))
+    return expr.replace(ShiftX, lambda k: _cond(mu, int(k) - 1, X, mu_1))
+
+
 def _ar_residuals(claim: Claim) -> list[sp.Expr]:
-    """MAF: ``z_i = (x_i - mu_i(x_<i)) / sigma_i(x_<i)``, Jacobian dz/dx.  IAF: ``x_i = mu_i(z_<i) +
-    sigma_i(z_<i) z_i``, Jacobian dx/dz.  Both lower triangular; the claims are compared through exp."""
+    """Every D: the D-th term of the claimed sum is log of the D-th diagonal entry, computed by
+    differentiating z_D = (x_D - mu_D(u)) / sigma_D(u) in x_D (IAF: x_D = mu_D(u) + sigma_D(u) z_D in z_D)
+    with the prefix u held fixed, and the sum over i = 1..D is the sum up to D - 1 plus that term
+    (induction; the triangular determinant is the product of the diagonal).  D = 3: the full Jacobians
+    of the 3-D maps with generic conditioners, upper triangle zero and determinant (as before)."""
+    maf_last = (_own - mu_last(_prefix)) / sigma_last(_prefix)
+    iaf_last = mu_last(_prefix) + sigma_last(_prefix) * _own
+    out = []
+    for part, entry in (("maf", sp.diff(maf_last, _own)), ("iaf", sp.diff(iaf_last, _own))):
+        total = claim[part]
+        if not isinstance(total, sp.Mul | sp.Sum) or not total.atoms(sp.Sum):
+            raise TypeError("the claim must be a (signed) sum over i = 1..D")
+        summand = sum((a.function for a in total.atoms(sp.Sum)), sp.Integer(0)) * (total / total.atoms(sp.Sum).pop())
+        out.append(sp.expand_log(_at_last(summand) - sp.log(entry), force=True))
     maf = sp.Matrix([(X[i] - _cond(mu, i, X, mu_1)) / _cond(sigma, i, X, sigma_1) for i in range(3)])
     iaf = sp.Matrix([_cond(mu, i, Z, mu_1) + _cond(sigma, i, Z, sigma_1) * Z[i] for i in range(3)])
-    out = []
+    three = []
     for part, J in (("maf", maf.jacobian(X)), ("iaf", iaf.jacobian(Z))):
-        out += [J[i, j] for i in range(3) for j in range(i + 1, 3)]  # upper triangle vanishes
-        out.append(sp.expand(sp.exp(claim[part]), power_exp=True) - J.det())
-    return with_instances(out, _INSTANCES_AR)
+        three += [J[i, j] for i in range(3) for j in range(i + 1, 3)]  # upper triangle vanishes
+        three.append(sp.expand(sp.exp(_in_three_dimensions(claim[part])), power_exp=True) - J.det())
+    return with_instances(out, _INSTANCES_LAST) + with_instances(three, _INSTANCES_AR)
 
 
 autoregressive_logdet = register(Identity(
     id="flows.autoregressive_logdet",
     title="Gaussian autoregressive flows (MAF, IAF): triangular Jacobian, log|det| from the scales",
     chapter=CHAPTER,
-    claim={"maf": -sum(sp.log(_cond(sigma, i, X, sigma_1)) for i in range(3)),
-           "iaf": sum(sp.log(_cond(sigma, i, Z, sigma_1)) for i in range(3))},
-    check=Check("Jacobians of the 3-D maps with generic conditioners mu_i, sigma_i; upper triangle zero; "
-                "exp of the claim against det; cancel; witness with conditioners instantiated", _ar_residuals),
+    claim={"maf": -sp.Sum(sp.log(ScaleX(i_ar)), (i_ar, 1, D_ar)),
+           "iaf": sp.Sum(sp.log(ScaleZ(i_ar)), (i_ar, 1, D_ar))},
+    check=Check("every D: the D-th diagonal entry by differentiating the last coordinate's map with generic "
+                "mu_D, sigma_D of the fixed prefix (induction on the sum); D = 3: full Jacobians with generic "
+                "conditioners, upper triangle zero, exp of the claim against det; cancel; witnesses with the "
+                "conditioners instantiated", _ar_residuals),
     template=(r"\begin{aligned} \text{MAF:}\quad \log\left\lvert\det \frac{\partial z}{\partial x}\right\rvert "
               r"&= $maf, \\ \text{IAF:}\quad \log\left\lvert\det \frac{\partial x}{\partial z}\right\rvert "
               r"&= $iaf \end{aligned}"),
     assumptions=("sigma_i > 0 depends only on the preceding coordinates (x_<i for MAF, z_<i for IAF)",
-                 "MAF: z_i = (x_i - mu_i(x_<i)) / sigma_i(x_<i); IAF: x_i = mu_i(z_<i) + sigma_i(z_<i) z_i"),
+                 "MAF: z_i = (x_i - mu_i(x_<i)) / sigma_i(x_<i); IAF: x_i = mu_i(z_<i) + sigma_i(z_<i) z_i",
+                 "the Jacobian is lower triangular (z_i involves x_<=i only), so its determinant is the "
+                 "product of its diagonal (checked on the full Jacobian for D = 3)"),
     mutants=(
-        Mutant("maf_sign", {"maf": sum(sp.log(_cond(sigma, i, X, sigma_1)) for i in range(3))},
+        Mutant("maf_sign", {"maf": sp.Sum(sp.log(ScaleX(i_ar)), (i_ar, 1, D_ar))},
                "The sign of the MAF log-determinant flipped (the sampling direction's value)."),
-        Mutant("maf_includes_mu", {"maf": -sum(sp.log(_cond(sigma, i, X, sigma_1)) for i in range(3))
-                                   + sp.log(sp.Abs(mu[1](x1)))},
-               r"A term from the shift $\mu_i$, which does not enter the diagonal."),
-        Mutant("iaf_sigma_squared", {"iaf": 2 * sum(sp.log(_cond(sigma, i, Z, sigma_1)) for i in range(3))},
+        Mutant("maf_includes_mu", {"maf": sp.Sum(sp.log(ShiftX(i_ar) ** 2) / 2 - sp.log(ScaleX(i_ar)), (i_ar, 1, D_ar))},
+               r"A term $\log\lvert\mu_i\rvert$ from the shift, which does not enter the diagonal."),
+        Mutant("iaf_sigma_squared", {"iaf": sp.Sum(2 * sp.log(ScaleZ(i_ar)), (i_ar, 1, D_ar))},
                r"Variances $\sigma_i^2$ where the scales $\sigma_i$ belong."),
     ),
     references=("papamakarios2017masked",),
     code=("gencode.flows.MAF.log_abs_det_jacobian", "gencode.flows.IAF.log_abs_det_jacobian"),
+    scope=Scope.GENERAL,
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -308,6 +433,7 @@ maf_inverse = register(Identity(
     ),
     references=("papamakarios2017masked",),
     code=("gencode.flows.MAF.forward",),
+    scope=Scope.GENERAL,
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -351,6 +477,7 @@ coupling_logdet = register(Identity(
     ),
     references=("dinh2017density",),
     code=("gencode.flows.AffineCoupling.log_abs_det_jacobian",),
+    scope=Scope.GENERAL,
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -395,6 +522,7 @@ linear_gaussian_mle = register(Identity(
     ),
     references=("papamakarios2021normalizing",),
     code=("gencode.flows.LinearLU",),
+    scope=Scope.GENERAL,
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -437,4 +565,105 @@ lotus = register(Identity(
     code=("gencode.flows.Flow.sample",),
     display={"pushforward": sp.Add(mu_x, sp.Mul(sigma_x, z, evaluate=False), evaluate=False),
              "jacobian": sp.Pow(sigma_x, -1, evaluate=False)},
+    scope=Scope.GENERAL,
+))
+
+# ---------------------------------------------------------------------------------------------
+# 10. The change of variables in D dimensions, for triangular (autoregressive) maps, by induction on D.
+#
+# z = f(x) with z_i = f_i(x_1, ..., x_i) increasing in x_i (MAF, IAF and coupling layers are such maps,
+# up to a permutation).  Step D - 1 -> D: by the chain rule p_X(x_{1:D}) = p_X(x_{<D}) p(x_D | x_{<D});
+# the first factor is the claim for D - 1 (induction hypothesis); given x_{<D} (equivalently
+# z_{<D} = f_{<D}(x_{<D}), a bijection of the prefixes), x_D -> z_D = f_D(x_{<D}, x_D) is an increasing
+# map of one variable, so p(x_D | x_{<D}) is the derivative of the conditional CDF F(f_D(u, x_D) | u)
+# (flows.change_of_variables, conditionally); and p_Z(z) = p_Z(z_{<D}) p(z_D | z_{<D}).  The prefix
+# x_{<D} is held fixed throughout, so one symbol u stands for it whatever its dimension.
+
+i_idx = sym("i", positive=True, integer=True)
+D_dim = sym("D", positive=True, integer=True)
+u_prefix = sym("u", real=True)  # x_{<D}
+x_last = sym("x_D", real=True)
+f_last = generic("f_D", "f_D")  # f_D(x_{<D}, x_D)
+F_cond = generic("F_c", r"F_{Z_D \mid Z_{<D}}")  # conditional CDF, a function of (z_D, x_{<D})
+p_cond = generic("p_c", r"p_{Z_D \mid Z_{<D}}")  # its density in z_D
+base_prefix = sym("P_prev", positive=True)  # p_{Z_{<D}}(f_{<D}(x_{<D}))
+claim_prefix = sym("G_prev", positive=True)  # the claimed Jacobian factor up to D - 1 (hypothesis)
+
+
+class Diagonal(sp.Function):
+    r"""``d f_i / d x_i``, the i-th diagonal entry of the triangular Jacobian."""
+
+    nargs = 1
+
+    def _latex(self, printer, exp=None):
+        k = printer._print(self.args[0])
+        text = rf"\frac{{\partial f_{{{k}}}}}{{\partial x_{{{k}}}}}(x)"
+        return text if exp is None else rf"\left({text}\right)^{{{exp}}}"
+
+
+class _BaseAtImage(sp.Symbol):
+    r"""``p_Z(f(x))``, the base density at the image, as one positive symbol."""
+
+    def _latex(self, printer, exp=None):
+        return r"p_Z\big(f(x)\big)" if exp is None else rf"p_Z\big(f(x)\big)^{{{exp}}}"
+
+
+_base_at_image = _BaseAtImage("p_Z_f", positive=True)
+_INSTANCES_TRI = {
+    f_last: sp.Lambda((u_prefix, x_last), _c[0] * x_last + _c[1] * x_last**3 + u_prefix * x_last / 4),
+    p_cond: sp.Lambda((z, u_prefix), 1 / (1 + _c[2] * z**2 + u_prefix**2)),
+}
+
+
+def _step(expr: sp.Expr, prefix: sp.Expr) -> sp.Expr:
+    """The claim at D written through its value at D - 1: products and sums over i = 1..D split off their
+    D-th term, the rest is the claimed prefix factor ``G_prev`` (or its logarithm)."""
+    expr = expr.replace(lambda e: isinstance(e, sp.Product), lambda e: prefix * e.function.xreplace({i_idx: D_dim}))
+    expr = expr.replace(lambda e: isinstance(e, sp.Sum), lambda e: sp.log(prefix) + e.function.xreplace({i_idx: D_dim}))
+    return expr.replace(Diagonal, lambda k: sp.Derivative(f_last(u_prefix, x_last), x_last) if k == D_dim else Diagonal(k))
+
+
+def _triangular_residuals(claim: Claim) -> list[sp.Expr]:
+    conditional = sp.diff(F_cond(f_last(u_prefix, x_last), u_prefix), x_last)
+    image = f_last(u_prefix, x_last)
+    conditional = conditional.xreplace({sp.Derivative(F_cond(image, u_prefix), image): p_cond(image, u_prefix)})  # F' = p
+    derived = base_prefix * claim_prefix * conditional  # p_X(x_{<D}) p(x_D | x_{<D})
+    base = {_base_at_image: base_prefix * p_cond(f_last(u_prefix, x_last), u_prefix)}  # p_Z = p_Z(z_<D) p(z_D|z_<D)
+    density = _step(claim["density"], claim_prefix).xreplace(base)
+    log_density = sp.expand_log(_step(claim["log_density"], claim_prefix).xreplace(base), force=True)
+    step = [derived - density, sp.expand_log(sp.log(derived), force=True) - log_density]
+    first = {base_prefix: 1, claim_prefix: 1}  # D = 1: empty prefixes (flows.change_of_variables)
+    return with_instances(step + [r.xreplace(first) for r in step], _INSTANCES_TRI)
+
+
+_jac_product = sp.Product(Diagonal(i_idx), (i_idx, 1, D_dim))
+change_of_variables_triangular = register(Identity(
+    id="flows.change_of_variables_triangular",
+    title="Change of variables in D dimensions for a triangular (autoregressive) map, every D",
+    chapter=CHAPTER,
+    claim={"density": _base_at_image * _jac_product,
+           "log_density": sp.log(_base_at_image) + sp.Sum(sp.log(Diagonal(i_idx)), (i_idx, 1, D_dim))},
+    check=Check("induction on D: chain rule p_X(x_<D) p(x_D | x_<D) with the claim for D - 1 as hypothesis; "
+                "p(x_D | x_<D) by differentiating an undefined conditional CDF F(f_D(x_<D, x_D) | x_<D); "
+                "p_Z(z) = p_Z(z_<D) p(z_D | z_<D); base case D = 1; cancel; witness with f_D, p instantiated",
+                _triangular_residuals),
+    template=(r"\begin{aligned} p_X(x) &= $density = p_Z\big(f(x)\big)\, \big|\det J_f(x)\big|, \\ "
+              r"\log p_X(x) &= $log_density \end{aligned}"),
+    assumptions=("z = f(x), z_i = f_i(x_1, ..., x_i) differentiable and strictly increasing in x_i (a "
+                 "triangular map); Z has a density p_Z",
+                 "conditioning on x_<D is conditioning on z_<D = f_<D(x_<D) (a bijection of the prefixes)",
+                 "det J_f = prod_i df_i/dx_i: the determinant of a triangular matrix is the product of its diagonal"),
+    mutants=(
+        Mutant("jacobian_of_the_inverse", {"density": _base_at_image / _jac_product},
+               r"Divided by the diagonal of $J_f$: the Jacobian of the wrong direction."),
+        Mutant("no_jacobian", {"density": _base_at_image},
+               "The Jacobian factor forgotten."),
+        Mutant("log_det_sign", {"log_density": sp.log(_base_at_image) - sp.Sum(sp.log(Diagonal(i_idx)), (i_idx, 1, D_dim))},
+               "The log-determinant subtracted instead of added."),
+        Mutant("squared_diagonal", {"density": _base_at_image * sp.Product(Diagonal(i_idx) ** 2, (i_idx, 1, D_dim))},
+               r"The squared diagonal entries (a Gram determinant $\det J^\top J$ without its square root)."),
+    ),
+    references=("papamakarios2017masked", "papamakarios2021normalizing"),
+    code=("gencode.flows.Flow.log_prob",),
+    scope=Scope.GENERAL,
 ))

@@ -1,4 +1,5 @@
-r"""Normalizing flows: linear LU, MAF, IAF, affine coupling (RealNVP), and their composition.
+r"""Normalizing flows: linear LU, MAF, IAF, neural spline flows (NSF), affine coupling (RealNVP), and
+their composition.
 
 Conventions follow ``torch.distributions``: a layer's **forward** map goes from the base variable
 :math:`z` to the data :math:`x` (the sampling direction), its **inverse** from :math:`x` to :math:`z`, and
@@ -15,8 +16,10 @@ pass per layer (``TransformedDistribution`` needs two for MAF and coupling layer
 log-determinant is a closed form (``flows.linear_lu``, ``flows.autoregressive_logdet``,
 ``flows.coupling_logdet``) that ``tests/test_flows.py`` compares with ``slogdet`` of the autograd Jacobian.
 
-Which direction is cheap: MAF evaluates densities in one pass and samples in :math:`D` passes; IAF the
-reverse; coupling layers and linear layers are one pass both ways.
+Which direction is cheap: MAF and NSF evaluate densities in one pass and sample in :math:`D` passes; IAF
+the reverse; coupling layers and linear layers are one pass both ways. NSF is MAF with the affine map of
+each coordinate replaced by a monotone rational-quadratic spline (zuko's habit: a new flow is an old one
+with a different univariate transform).
 
 References:
     Papamakarios, Nalisnick, Rezende, Mohamed, Lakshminarayanan, "Normalizing Flows for Probabilistic
@@ -26,6 +29,7 @@ References:
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Sequence
 
 import torch
@@ -35,7 +39,8 @@ from torch.distributions import Independent, Normal, Transform, TransformedDistr
 from .autoregressive import MaskedMLP
 from .nets import MLP
 
-__all__ = ["IAF", "MAF", "AffineCoupling", "Flow", "FlowLayer", "LinearLU", "maf_flow", "realnvp_flow"]
+__all__ = ["IAF", "MAF", "NSF", "AffineCoupling", "Flow", "FlowLayer", "LinearLU", "maf_flow", "nsf_flow",
+           "rational_quadratic_spline", "realnvp_flow"]
 
 
 def _check_x(name: str, x: torch.Tensor, dim: int) -> None:
@@ -285,6 +290,140 @@ class IAF(_GaussianAutoregressive):
         return self.shift_log_scale(z)[1].sum(-1)  # sum_i log sigma_i(z_<i)
 
 
+# ------------------------------------------------------------------------- rational-quadratic splines
+
+
+
+def rational_quadratic_spline(x: torch.Tensor, widths: torch.Tensor, heights: torch.Tensor,
+                              derivatives: torch.Tensor, bound: float, inverse: bool = False,
+                              min_bin: float = 1e-3, min_derivative: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The monotone rational-quadratic spline of Durkan et al. on :math:`[-B, B]`, the identity outside.
+
+    With bin :math:`k` spanning :math:`[x_k, x_{k+1}] \to [y_k, y_{k+1}]`, :math:`w_k, h_k` its width and
+    height, :math:`s_k = h_k / w_k`, knot derivatives :math:`\delta_k` and :math:`\theta = (x - x_k)/w_k`,
+
+    .. math::
+        y = y_k + \frac{h_k\,[s_k \theta^2 + \delta_k \theta(1 - \theta)]}
+                      {s_k + (\delta_{k+1} + \delta_k - 2 s_k)\,\theta(1 - \theta)}, \qquad
+        \frac{dy}{dx} = \frac{s_k^2\,[\delta_{k+1}\theta^2 + 2 s_k \theta(1 - \theta) + \delta_k (1 - \theta)^2]}
+                             {[s_k + (\delta_{k+1} + \delta_k - 2 s_k)\,\theta(1 - \theta)]^2},
+
+    (Durkan et al. 2019, eqs. 4-5); the inverse solves the quadratic in :math:`\theta` (their eqs. 6-8). The
+    boundary derivatives are 1, so the spline joins the identity tails smoothly.
+
+    Args:
+        x: inputs, shape ``(...,)``.
+        widths, heights: unnormalised bin widths and heights, ``(..., K)`` (softmax-normalised here).
+        derivatives: unnormalised interior knot derivatives, ``(..., K - 1)`` (softplus here, with a shift
+            that makes zeros give 1: zero parameters are the identity map).
+        bound: :math:`B > 0`.
+        inverse: evaluate the inverse map instead.
+
+    Returns:
+        ``(y, log|dy/dx|)`` (for ``inverse``: the inverse's value and the log of its derivative), each
+        shaped like ``x``.
+
+    References:
+        Durkan, Bekasov, Murray, Papamakarios, "Neural Spline Flows", 2019, arXiv:1906.04032.
+    """
+    K = widths.shape[-1]
+    w = min_bin + (1 - min_bin * K) * torch.softmax(widths, -1)  # (..., K), sums to 1
+    h = min_bin + (1 - min_bin * K) * torch.softmax(heights, -1)
+    shift = math.log(math.expm1(1 - min_derivative))  # softplus(shift) = 1 - min_derivative
+    d = min_derivative + nn.functional.softplus(derivatives + shift)  # (..., K - 1); zeros give 1
+    one = torch.ones_like(d[..., :1])
+    d = torch.cat([one, d, one], -1)  # (..., K + 1), boundary derivatives 1
+    xk = nn.functional.pad(torch.cumsum(w, -1), (1, 0)) * 2 * bound - bound  # knots (..., K + 1)
+    yk = nn.functional.pad(torch.cumsum(h, -1), (1, 0)) * 2 * bound - bound
+    w, h = w * 2 * bound, h * 2 * bound
+    inside = (x > -bound) & (x < bound)
+    xc = x.clamp(-bound, bound)
+    knots = yk if inverse else xk
+    k = (torch.searchsorted(knots[..., 1:-1].contiguous(), xc[..., None]).squeeze(-1)).clamp(0, K - 1)
+    pick = lambda t: t.gather(-1, k[..., None]).squeeze(-1)  # noqa: E731
+    x0, y0, wk, hk, d0, d1 = pick(xk), pick(yk), pick(w), pick(h), pick(d), pick(d[..., 1:])
+    s = hk / wk
+    if inverse:
+        dy = xc - y0
+        a = hk * (s - d0) + dy * (d1 + d0 - 2 * s)
+        b = hk * d0 - dy * (d1 + d0 - 2 * s)
+        c = -s * dy
+        theta = (2 * c) / (-b - torch.sqrt((b * b - 4 * a * c).clamp(min=0)))
+        out = x0 + theta * wk
+    else:
+        theta = (xc - x0) / wk
+        out = y0 + hk * (s * theta**2 + d0 * theta * (1 - theta)) / (s + (d1 + d0 - 2 * s) * theta * (1 - theta))
+    t1 = theta * (1 - theta)
+    denominator = s + (d1 + d0 - 2 * s) * t1
+    log_deriv = (2 * torch.log(s) + torch.log(d1 * theta**2 + 2 * s * t1 + d0 * (1 - theta) ** 2)
+                 - 2 * torch.log(denominator))
+    if inverse:
+        log_deriv = -log_deriv
+    return torch.where(inside, out, x), torch.where(inside, log_deriv, torch.zeros_like(log_deriv))
+
+
+class NSF(FlowLayer):
+    r"""Autoregressive neural spline flow, one layer: MAF with a rational-quadratic spline per coordinate.
+
+    Density direction (one pass): :math:`z_i = g(x_i; \theta_i(x_{<i}))`, with :math:`g` the monotone
+    spline of :func:`rational_quadratic_spline` whose :math:`3K - 1` parameters a
+    :class:`~gencode.autoregressive.MaskedMLP` computes from the preceding coordinates. The Jacobian
+    :math:`\partial z/\partial x` is triangular in the order, so :math:`\log\lvert\det \partial x/\partial z\rvert
+    = -\sum_i \log g'(x_i)` (``flows.change_of_variables_triangular``). Sampling inverts the splines one
+    coordinate after another (:math:`D` passes), as :class:`MAF` does. The conditioner's last layer starts
+    at zero, so a new layer is the identity map.
+
+    Args:
+        dim: :math:`D`.
+        hidden: hidden widths of the conditioner.
+        order: variable order (``None``: ``0..D-1``).
+        bins: number of bins :math:`K`.
+        bound: the spline acts on :math:`[-B, B]` and is the identity outside.
+
+    References:
+        Durkan, Bekasov, Murray, Papamakarios, "Neural Spline Flows", 2019, arXiv:1906.04032.
+    """
+
+    def __init__(self, dim: int, hidden: Sequence[int] = (64, 64), order: Sequence[int] | torch.Tensor | None = None,
+                 bins: int = 8, bound: float = 4.0) -> None:
+        super().__init__()
+        _check_dim(dim)
+        if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2:
+            raise ValueError(f"bins must be an int >= 2, got {bins!r}")
+        if not bound > 0:
+            raise ValueError(f"bound must be > 0, got {bound}")
+        self.dim, self.bins, self.bound = dim, bins, float(bound)
+        self.conditioner = MaskedMLP(dim, hidden, out_per_dim=3 * bins - 1, order=order)
+        last = self.conditioner.net[-1]
+        nn.init.zeros_(last.weight)  # start at the identity map
+        nn.init.zeros_(last.bias)
+
+    def _spline(self, u: torch.Tensor, values: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        params = self.conditioner(u).transpose(1, 2)  # (B, D, 3K - 1)
+        K = self.bins
+        return rational_quadratic_spline(values, params[..., :K], params[..., K:2 * K], params[..., 2 * K:],
+                                         self.bound, inverse=inverse)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        _check_x("z", z, self.dim)
+        x = torch.zeros_like(z)
+        for _ in range(self.dim):  # after t passes the first t coordinates in the order are exact
+            x = self._spline(x, z, inverse=True)[0]
+        return x
+
+    def inverse(self, x: torch.Tensor) -> torch.Tensor:
+        _check_x("x", x, self.dim)
+        return self._spline(x, x, inverse=False)[0]
+
+    def log_abs_det_jacobian(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return -self._spline(x, x, inverse=False)[1].sum(-1)
+
+    def inverse_and_log_det(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_x("x", x, self.dim)
+        z, log_deriv = self._spline(x, x, inverse=False)  # one pass for both
+        return z, -log_deriv.sum(-1)
+
+
 # -------------------------------------------------------------------------------------- coupling
 
 
@@ -458,3 +597,9 @@ def maf_flow(dim: int, layers: int = 4, hidden: Sequence[int] = (64, 64), invers
     cls = IAF if inverse else MAF
     orders = [torch.arange(dim) if k % 2 == 0 else torch.arange(dim).flip(0) for k in range(layers)]
     return Flow([cls(dim, hidden, order) for order in orders])
+
+
+def nsf_flow(dim: int, layers: int = 2, hidden: Sequence[int] = (64, 64), bins: int = 8, bound: float = 4.0) -> Flow:
+    """``layers`` autoregressive spline layers (:class:`NSF`) with the order reversed between layers."""
+    orders = [torch.arange(dim) if k % 2 == 0 else torch.arange(dim).flip(0) for k in range(layers)]
+    return Flow([NSF(dim, hidden, order, bins, bound) for order in orders])

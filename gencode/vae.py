@@ -130,7 +130,7 @@ class GaussianDecoder(nn.Module):
 class BernoulliDecoder(nn.Module):
     r"""The likelihood :math:`p_\theta(x \mid z) = \prod_d \mathrm{Bern}(x_d;\ \mathrm{sigmoid}(\ell_d(z)))`.
 
-    Its log-density is :math:`\sum_d x_d \ell_d - \log(1 + e^{\ell_d})` (``vae.recon.bernoulli``), minus
+    Its log-density is :math:`\sum_d x_d \ell_d - \log(1 + e^{\ell_d})` (``autoregressive.bernoulli_logit``), minus
     the binary cross-entropy with logits.
 
     Args:
@@ -237,7 +237,7 @@ class VAE(nn.Module):
         return Normal(torch.zeros_like(like), torch.ones_like(like), validate_args=False)
 
     def kl(self, q: Normal) -> torch.Tensor:
-        r"""Per-coordinate :math:`\mathrm{KL}(q \,\|\, \mathcal{N}(0, 1))`, shape ``(B, L)`` (``vae.kl.diag_normal``)."""
+        r"""Per-coordinate :math:`\mathrm{KL}(q \,\|\, \mathcal{N}(0, 1))`, shape ``(B, L)`` (``divergences.kl.diag_standard``)."""
         return kl_divergence(q, self.prior(q.loc))
 
     def elbo_terms(self, x: torch.Tensor, n_samples: int = 1,

@@ -149,6 +149,11 @@ def test_samples_follow_the_model_and_a_wrong_order_does_not(device: torch.devic
 def test_raster_cost_by_direct_summation() -> None:
     for n in range(1, 9):  # exact rational arithmetic
         assert d.raster_cost.claim["cost"].subs(d.n, n) == sum(i * i for i in range(1, n * n + 1))
+    # against one parallel pass of full attention (N^2 for N = n^2 pixels) the ratio tends to N/3;
+    # for n = 64 the exact ratio is N/3 + 1/2 + 1/(6N), so within 0.1% of the claim
+    N = 64 * 64
+    exact_ratio = sum(i * i for i in range(1, N + 1)) / N**2
+    assert abs(exact_ratio / float(d.raster_cost.claim["ratio"].subs(d.n, 64)) - 1) < 1e-3
 
 
 @pytest.mark.slow
