@@ -208,7 +208,9 @@ class Check:
             point = random_point(free, rng)
             for r in residuals:
                 value = sp.N(r.xreplace(point), 50)
-                if value.is_number and value != 0 and abs(value) > sp.Float("1e-30", 50):
+                # a point where the residual is infinite or undefined (a pole, 0/0) is outside the
+                # statement's domain of definition, not a counterexample: try another
+                if value.is_number and value.is_finite and value != 0 and abs(value) > sp.Float("1e-30", 50):
                     # Report the point in the identity's own symbols: the auxiliary ones that
                     # the definitions introduce (a = sqrt(alpha_t)) are replaced by their effect.
                     aux = set().union(*(sp.sympify(v).free_symbols for v in self.definitions.values()))
