@@ -78,6 +78,19 @@ def domain_of(s: sp.Symbol) -> tuple[Fraction, Fraction]:
     return Fraction(-3), Fraction(3)
 
 
+def refutes(value: sp.Expr) -> bool:
+    """Whether a residual's value at a point (evaluated to 50 digits) is a counterexample.
+
+    It must be a finite non-zero number: a point where the residual is infinite or undefined (a
+    pole, 0/0) lies outside the statement's domain of definition and proves nothing.
+
+    Example:
+        >>> refutes(sp.Rational(1, 3)), refutes(sp.zoo), refutes(sp.nan), refutes(sp.Float("1e-40", 50))
+        (True, False, False, False)
+    """
+    return bool(value.is_number and value.is_finite and value != 0 and abs(value) > sp.Float("1e-30", 50))
+
+
 def random_point(symbols: Iterable[sp.Symbol], rng: random.Random) -> dict[sp.Symbol, sp.Rational]:
     """A random rational point strictly inside every symbol's domain (small denominators)."""
     point = {}
@@ -208,9 +221,7 @@ class Check:
             point = random_point(free, rng)
             for r in residuals:
                 value = sp.N(r.xreplace(point), 50)
-                # a point where the residual is infinite or undefined (a pole, 0/0) is outside the
-                # statement's domain of definition, not a counterexample: try another
-                if value.is_number and value.is_finite and value != 0 and abs(value) > sp.Float("1e-30", 50):
+                if refutes(value):
                     # Report the point in the identity's own symbols: the auxiliary ones that
                     # the definitions introduce (a = sqrt(alpha_t)) are replaced by their effect.
                     aux = set().union(*(sp.sympify(v).free_symbols for v in self.definitions.values()))

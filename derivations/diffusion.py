@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .core import (
+    refutes,
     Claim,
     Check,
     GaussianFactor,
@@ -575,7 +576,7 @@ def _find_witness(check: Check, claim: Claim, seed: int) -> dict[str, str] | Non
         point = random_point(free, rng)
         for r in residuals:
             value = sp.N(r.xreplace(point), 50)
-            if value.is_number and value != 0 and abs(value) > sp.Float("1e-30", 50):
+            if refutes(value):
                 witness = {str(k): str(v) for k, v in point.items()}
                 witness["residual"] = str(sp.N(value, 8))
                 return witness

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .core import (Check, Claim, ForAnyFunction, Identity, Instances, Mutant, Scope, Status, Verdict, function,
-                   instantiate, random_point, register, sym)
+                   instantiate, random_point, refutes, register, sym)
 
 # ---------------------------------------------------------------------------------------------
 # Differentiating under an integral: integrals as linear functionals of their integrands.
@@ -121,7 +121,7 @@ class UnderIntegral(Check):
                 point = random_point(free, rng)
                 for c in concrete:
                     value = sp.N(c.xreplace(point), 50)
-                    if value.is_number and abs(value) > sp.Float("1e-30", 50):
+                    if refutes(value):
                         witness = {str(k): str(v) for k, v in point.items()}
                         witness["functions"] = "; ".join(f"{f.__name__} = {lam}" for f, lam in example.items())
                         witness["measure"] = f"atoms {list(self.atoms)} with weights {list(self.weights)}"

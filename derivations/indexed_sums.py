@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .core import Check, Claim, Status, Verdict, domain_of, random_point, sym
+from .core import Check, Claim, Status, Verdict, domain_of, random_point, refutes, sym
 
 Limit = tuple[sp.Symbol, sp.Expr, sp.Expr]
 Rule = Callable[[sp.Expr, list[Limit]], "tuple[sp.Expr, list[Limit]] | None"]
@@ -238,7 +238,7 @@ class ForEverySize(Check):
                 point = random_point(free, rng)
                 for e in concrete:
                     value = sp.N(e.xreplace(point), 50)
-                    if value.is_number and value != 0 and abs(value) > sp.Float("1e-30", 50):
+                    if refutes(value):
                         witness = {"instance": name} | {str(k): str(v) for k, v in point.items()}
                         witness["residual"] = str(sp.N(value, 8))
                         return Verdict(Status.REFUTED, self.method, shown, witness)
