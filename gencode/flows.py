@@ -462,6 +462,7 @@ class AffineCoupling(FlowLayer):
             raise ValueError(f"max_log_scale must be > 0, got {max_log_scale}")
         self.dim, self.max_log_scale = dim, float(max_log_scale)
         self.register_buffer("mask", mask)
+        self.register_buffer("free", 1 - mask)  # 1 - b: the coordinates that are transformed
         self.net = MLP(dim, 2 * dim, hidden=hidden, depth=depth)
         nn.init.zeros_(self.net.net[-1].weight)  # start at the identity map
         nn.init.zeros_(self.net.net[-1].bias)
@@ -470,17 +471,20 @@ class AffineCoupling(FlowLayer):
         """``(s, t)`` of the masked input, each ``(B, D)``, zero on the coordinates that pass unchanged."""
         raw_s, t = self.net(self.mask * u).chunk(2, dim=-1)
         s = self.max_log_scale * torch.tanh(raw_s / self.max_log_scale)
-        return (1 - self.mask) * s, (1 - self.mask) * t
+        return self.free * s, self.free * t
 
+    # With s = t = 0 on the coordinates that pass unchanged, z e^s + t and (x - t) e^{-s} leave them
+    # exactly as they are (multiplication by e^0 = 1 and addition of 0 are exact in floating point),
+    # so the masked blend b z + (1 - b)(...) of the formula needs no extra operations.
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         _check_x("z", z, self.dim)
         s, t = self.scale_shift(z)
-        return self.mask * z + (1 - self.mask) * (z * s.exp() + t)
+        return z * s.exp() + t
 
     def inverse(self, x: torch.Tensor) -> torch.Tensor:
         _check_x("x", x, self.dim)
         s, t = self.scale_shift(x)
-        return self.mask * x + (1 - self.mask) * (x - t) * torch.exp(-s)
+        return (x - t) * torch.exp(-s)
 
     def log_abs_det_jacobian(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.scale_shift(z)[0].sum(-1)  # sum over the transformed coordinates of s
@@ -488,7 +492,7 @@ class AffineCoupling(FlowLayer):
     def inverse_and_log_det(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         _check_x("x", x, self.dim)
         s, t = self.scale_shift(x)  # b * x = b * z: the same conditioner output serves both
-        return self.mask * x + (1 - self.mask) * (x - t) * torch.exp(-s), s.sum(-1)
+        return (x - t) * torch.exp(-s), s.sum(-1)
 
 
 # ------------------------------------------------------------------------------------------ flow
