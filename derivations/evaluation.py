@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .core import Claim, Check, Identity, Mutant, Status, Verdict, equal, gaussian_expectation, register, sym
-from .finite_sums import SumIdentity
+from .indexed_sums import ForEverySize, at_sizes
 
 # ---------------------------------------------------------------------------------------------
 # 0. The Frechet formula is the cost of a Gaussian coupling (any dimension, any covariances).
@@ -207,8 +207,9 @@ frechet_commuting = register(Identity(
     title="The Frechet distance for commuting covariances, in any dimension",
     chapter="evaluation",
     claim={"W2sq": sp.Sum(_e[_k] ** 2 + (_a[_k] - _cc[_k]) ** 2, (_k, 1, _d))},
-    check=SumIdentity("in the common eigenbasis: diagonal square roots checked by squaring; trace; "
-                      "sums combined (any d); refutation at d = 2", _commuting_residuals, sizes={_d: 2}),
+    check=ForEverySize("in the common eigenbasis: diagonal square roots checked by squaring; trace; "
+                       "sums combined (any d); refutation at d = 2", _commuting_residuals,
+                       instances=(at_sizes({_d: 2}),)),
     template=(r"\|\mu_1 - \mu_2\|^2 + \operatorname{tr}\Bigl(\Sigma_1 + \Sigma_2 - "
               r"2igl(\Sigma_1^{1/2} \Sigma_2 \Sigma_1^{1/2}igr)^{1/2}\Bigr) = $W2sq"),
     assumptions=("Sigma_1 = U diag(a_i^2) U^T, Sigma_2 = U diag(c_i^2) U^T with one orthogonal U, any d",

@@ -19,6 +19,8 @@ After that, the residual of an identity is a rational function of the remaining 
 ``cancel`` decides it.  A residual that does not cancel is evaluated on concrete instances
 (``N = 3``, ``K = 2``: the sums are expanded and indexed symbols become plain ones) to find a
 witness, as :class:`derivations.core.ForAnyFunction` does for undefined functions.
+:class:`NonNegativeForEverySize` does the same for inequalities with a certificate, and
+:func:`at_sizes` is the plain instance (sizes set, indexed symbols named after their bases).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .core import Check, Claim, Status, Verdict, domain_of, random_point, refutes, sym
+from .core import Check, Claim, NonNegative, Status, Verdict, domain_of, expand_known, random_point, refutes, sym
 
 Limit = tuple[sp.Symbol, sp.Expr, sp.Expr]
 Rule = Callable[[sp.Expr, list[Limit]], "tuple[sp.Expr, list[Limit]] | None"]
@@ -173,20 +175,46 @@ def write_out(expr: sp.Expr) -> sp.Expr:
     return sp.sympify(expr).replace(lambda e: isinstance(e, sp.Sum), expand_one)
 
 
-def to_instance(expr: sp.Expr, sizes: dict[sp.Symbol, int], names: dict[sp.IndexedBase, sp.Symbol]
-                ) -> sp.Expr:
+def to_instance(expr: sp.Expr, sizes: dict[sp.Symbol, int],
+                names: dict[sp.IndexedBase, sp.Symbol] | None = None) -> sp.Expr:
     """A residual with its sums written out for concrete sizes, indexed symbols made plain.
 
-    ``names[base]`` is a template symbol whose assumptions the plain symbols inherit; their names
-    are ``<template>_<indices>`` (``x_2``, ``r_3_1``).
+    ``names[base]`` is a template symbol whose assumptions and domain the plain symbols inherit;
+    their names are ``<template>_<indices>`` (``x_2``, ``r_3_1``).  A base not in ``names`` is its
+    own template (its label's assumptions; the domain one recorded for the plain name with
+    :func:`~derivations.core.sym`, or the default).
+
+    Example:
+        >>> i, n = sp.symbols("i n", integer=True, positive=True)
+        >>> pi = sp.IndexedBase(sym("pi", positive=True))
+        >>> to_instance(sp.Sum(pi[i, 1], (i, 1, n)), {n: 2})
+        pi_1_1 + pi_2_1
     """
+    names = names or {}
     out = write_out(sp.sympify(expr).xreplace(sizes))
     subs = {}
     for e in out.atoms(sp.Indexed):
-        template = names[e.base]
         idx = "_".join(str(i) for i in e.indices)
-        subs[e] = sym(f"{template.name}_{idx}", domain_of(template), **template.assumptions0)
+        if e.base in names:
+            template = names[e.base]
+            subs[e] = sym(f"{template.name}_{idx}", domain_of(template), **template.assumptions0)
+        else:
+            label = e.base.label
+            subs[e] = sym(f"{label.name}_{idx}", **getattr(label, "assumptions0", {}))
     return out.xreplace(subs)
+
+
+def at_sizes(sizes: dict[sp.Symbol, int]) -> tuple[str, Callable[[sp.Expr], sp.Expr]]:
+    """The plain instance ``(name, map)`` for :class:`ForEverySize`: the sizes set, the sums written
+    out, every indexed symbol named after its base (:func:`to_instance` without templates).
+
+    Example:
+        >>> n = sp.Symbol("n", integer=True, positive=True)
+        >>> at_sizes({n: 2})[0]
+        'n = 2'
+    """
+    name = ", ".join(f"{k} = {v}" for k, v in sizes.items())
+    return name, lambda e: to_instance(e, sizes)
 
 
 @dataclass(frozen=True)
@@ -241,6 +269,61 @@ class ForEverySize(Check):
                     if refutes(value):
                         witness = {"instance": name} | {str(k): str(v) for k, v in point.items()}
                         witness["residual"] = str(sp.N(value, 8))
+                        return Verdict(Status.REFUTED, self.method, shown, witness)
+        return Verdict(Status.INCONCLUSIVE, self.method, shown)
+
+
+@dataclass(frozen=True)
+class NonNegativeForEverySize(NonNegative):
+    """:class:`~derivations.core.NonNegative` for differences written with sums of any size.
+
+    Proof: ``difference - certificate`` has the normal form zero (:func:`expand_sums` with
+    ``rules``, then ``cancel``), and the certificate is non-negative by construction (SymPy's
+    assumptions decide ``certificate.is_nonnegative``, e.g. a sum of products of positive indexed
+    symbols).  Refutation: a random point of one of ``instances`` where a difference is negative.
+
+    Example:
+        >>> i, n = sp.symbols("i n", integer=True, positive=True)
+        >>> p = sp.IndexedBase(sym("p", positive=True))
+        >>> chk = NonNegativeForEverySize("sum of positives", lambda c: [c["s"]],
+        ...                               certificate=lambda c: sp.Sum(p[i], (i, 1, n)),
+        ...                               instances=(at_sizes({n: 2}),))
+        >>> [chk({"s": e}).status.value for e in (sp.Sum(p[i], (i, 1, n)), -sp.Sum(p[i], (i, 1, n)))]
+        ['proved', 'refuted']
+    """
+
+    rules: tuple[Rule, ...] = ()
+    instances: tuple[tuple[str, Callable[[sp.Expr], sp.Expr]], ...] = ()
+
+    substitute = ForEverySize.substitute
+
+    def __call__(self, claim: Claim, seed: int = 0) -> Verdict:
+        if self.certificate is None:
+            raise ValueError("NonNegativeForEverySize needs a certificate")
+        cert = self.substitute(sp.sympify(self.certificate(claim)))
+        if cert.is_nonnegative is not True:
+            raise ValueError(f"certificate {cert} is not non-negative by construction")
+        differences = [self.substitute(sp.sympify(d)) for d in self.residuals(claim)]
+        prepare = self.prepare or (lambda e: e)
+        leftovers = []
+        for d in differences:
+            c = sp.cancel(sp.together(expand_sums(prepare(d - cert), self.rules)))
+            if c != 0:
+                leftovers.append(c)
+        if not leftovers:
+            return Verdict(Status.PROVED, self.method + "; difference = certificate >= 0 (every size)")
+        shown = str(leftovers[0])[:160]
+        rng = random.Random(seed)
+        for name, instance in self.instances:
+            concrete = [expand_known(instance(d)) for d in differences]
+            free = set().union(*(e.free_symbols for e in concrete))
+            for _ in range(self.tries * 4):
+                point = random_point(free, rng)
+                for e in concrete:
+                    value = sp.N(e.xreplace(point), 50)
+                    if value.is_number and value.is_real and value < -sp.Float("1e-30", 50):
+                        witness = {"instance": name} | {str(k): str(v) for k, v in point.items()}
+                        witness["residual"] = str(sp.N(value, 8))  # the (negative) difference
                         return Verdict(Status.REFUTED, self.method, shown, witness)
         return Verdict(Status.INCONCLUSIVE, self.method, shown)
 

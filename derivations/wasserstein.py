@@ -36,7 +36,7 @@ import sympy as sp
 
 from .core import Claim, Check, Identity, Mutant, register, split_logs, sym
 from .diffusion import _frac, _mul
-from .finite_sums import SumIdentity, SumNonNegative
+from .indexed_sums import ForEverySize, NonNegativeForEverySize, at_sizes
 
 # ---------------------------------------------------------------------------------------------
 # 1. Weak duality, for any discrete laws.
@@ -48,7 +48,7 @@ _cost = sp.IndexedBase(sym("c", real=True))  # |x_i - y_j|
 _fx = sp.IndexedBase(sym("f", real=True))  # f(x_i)
 _fy = sp.IndexedBase(sym("g", real=True))  # f(y_j)
 _slack = sp.IndexedBase(sym("s", positive=True))  # |x_i - y_j| - (f(x_i) - f(y_j)) >= 0: the Lipschitz hypothesis
-for _name, _dom in (("f_1", (-1, 1)), ("g_1", (-1, 1)), ("s_11", (0, Fraction(1, 8)))):
+for _name, _dom in (("f_1", (-1, 1)), ("g_1", (-1, 1)), ("s_1_1", (0, Fraction(1, 8)))):
     sym(_name, _dom, real=True, **({"positive": True} if _name.startswith("s") else {}))  # witness domains
 
 E_pi_cost = sp.Sum(_pi[_i, _j] * _cost[_i, _j], (_j, 1, _m), (_i, 1, _n))
@@ -60,12 +60,12 @@ weak_duality = register(Identity(
     title="Weak duality: every 1-Lipschitz potential's value is at most every coupling's cost",
     chapter="wgan",
     claim={"cost": E_pi_cost},
-    check=SumNonNegative(
+    check=NonNegativeForEverySize(
         "marginals P_i = sum_j pi_ij, Q_j = sum_i pi_ij; cost - (E_P f - E_Q f) = sum_ij pi_ij s_ij",
         lambda c: [c["cost"] - (E_P_f - E_Q_f)],
         definitions={_cost[_i, _j]: _fx[_i] - _fy[_j] + _slack[_i, _j]},
         certificate=lambda c: sp.Sum(_pi[_i, _j] * _slack[_i, _j], (_j, 1, _m), (_i, 1, _n)),
-        sizes={_n: 1, _m: 1}),
+        instances=(at_sizes({_n: 1, _m: 1}),)),
     template=(r"\mathbb{E}_P f - \mathbb{E}_Q f = \sum_{i=1}^{n} f(x_i) \sum_{j=1}^{m} \pi_{ij}"
               r" - \sum_{j=1}^{m} f(y_j) \sum_{i=1}^{n} \pi_{ij} \;\le\; $cost"),
     assumptions=(
@@ -339,8 +339,8 @@ power_iteration = register(Identity(
     title="Power iteration: the Rayleigh quotient's error decays like (lambda_i/lambda_1)^(2k)",
     chapter="wgan",
     claim={"error": sp.Sum((lam1 - _lam[_i]) * _w, (_i, 1, _r)) / sp.Sum(_w, (_i, 1, _r))},
-    check=SumIdentity("v_k = sum_i c_i lambda_i^k e_i in the eigenbasis; Rayleigh quotient; sums combined; "
-                      "cancel", _power_residuals, sizes={_r: 2}),
+    check=ForEverySize("v_k = sum_i c_i lambda_i^k e_i in the eigenbasis; Rayleigh quotient; sums combined; "
+                       "cancel", _power_residuals, instances=(at_sizes({_r: 2}),)),
     template=(r"\lambda_1 - \frac{v_k^\top W^\top W v_k}{v_k^\top v_k} = $error, \qquad "
               r"b_i = \lambda_i^k"),
     assumptions=("W^T W has eigenvalues lambda_1 > lambda_2 >= ... >= lambda_r >= 0, any r",

@@ -11,7 +11,7 @@ import sympy as sp
 import torch
 
 from derivations import evaluation as de
-from derivations.finite_sums import instantiate_sums
+from derivations.indexed_sums import to_instance
 from gencode.distributions import eight_gaussians
 from gencode.metrics import (
     density_coverage,
@@ -75,8 +75,8 @@ def test_frechet_1d_matches_registry(device: torch.device) -> None:
 @pytest.mark.parametrize("d", [2, 5])
 def test_frechet_commuting_matches_registry_and_rejects_mutants(device: torch.device, d: int) -> None:
     rng = np.random.default_rng(d)
-    claim = instantiate_sums(de.frechet_commuting.claim["W2sq"], {de._d: d})
-    mutants = [instantiate_sums(m.claim["W2sq"], {de._d: d}) for m in de.frechet_commuting.mutants]
+    claim = to_instance(de.frechet_commuting.claim["W2sq"], {de._d: d})
+    mutants = [to_instance(m.claim["W2sq"], {de._d: d}) for m in de.frechet_commuting.mutants]
     names = {str(x): x for x in claim.free_symbols}
     for _ in range(10):
         U = np.linalg.qr(rng.normal(size=(d, d)))[0]  # a common orthonormal eigenbasis

@@ -17,7 +17,7 @@ import torch
 from scipy import optimize, stats
 
 from derivations import wasserstein as dw
-from derivations.finite_sums import instantiate_sums
+from derivations.indexed_sums import to_instance
 from gencode.gan import fit_discriminator, generator_loss
 from gencode.metrics import wasserstein1_1d
 from gencode.nets import MLP
@@ -250,7 +250,7 @@ def test_power_iteration_error_follows_registry(device: torch.device) -> None:
     V = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(2), dtype=F64)).Q
     W = (U @ torch.diag(torch.tensor(s, dtype=F64)) @ V.T).to(device)
     u0 = (U @ torch.tensor(w, dtype=F64)).to(device)
-    err = instantiate_sums(dw.power_iteration.claim["error"], {dw._r: 3})
+    err = to_instance(dw.power_iteration.claim["error"], {dw._r: 3})
     names = {str(x): x for x in err.free_symbols}
     for k in range(1, 7):
         sigma = power_iteration(W, n_iter=k, u=u0).sigma.item()
