@@ -62,7 +62,7 @@ def _toc_files(node) -> list[str]:
 
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
 TOC_FILES = list(dict.fromkeys(_toc_files(TOC)))
-PAGES = sorted(BOOK.glob("*.md"))
+PAGES = sorted(p for p in BOOK.glob("*.md") if f"book/{p.stem}" not in GENERATED)  # chapters, not generated pages
 
 
 def _equations(text: str) -> list[tuple[str, str | None, str | None, int]]:
