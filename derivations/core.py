@@ -91,6 +91,30 @@ def refutes(value: sp.Expr) -> bool:
     return bool(value.is_number and value.is_finite and value != 0 and abs(value) > sp.Float("1e-30", 50))
 
 
+def below_zero(value: sp.Expr) -> bool:
+    """Whether a difference's value at a point is a counterexample to ``difference >= 0``."""
+    return bool(value.is_number and value.is_real and value < -sp.Float("1e-30", 50))
+
+
+def find_witness(residuals: Sequence[sp.Expr], rng: random.Random, tries: int,
+                 accept: Callable[[sp.Expr], bool] = refutes) -> tuple[dict[sp.Symbol, sp.Rational], sp.Expr] | None:
+    """The first random rational point (of ``tries``) where some residual's value is accepted as a
+    counterexample (:func:`refutes` for an equation, :func:`below_zero` for an inequality).
+
+    Returns:
+        ``(point, value)``, or ``None`` when every residual vanished (or was undefined) at every
+        point tried.
+    """
+    free = set().union(*(sp.sympify(r).free_symbols for r in residuals))
+    for _ in range(tries):
+        point = random_point(free, rng)
+        for r in residuals:
+            value = sp.N(sp.sympify(r).xreplace(point), 50)
+            if accept(value):
+                return point, value
+    return None
+
+
 def random_point(symbols: Iterable[sp.Symbol], rng: random.Random) -> dict[sp.Symbol, sp.Rational]:
     """A random rational point strictly inside every symbol's domain (small denominators)."""
     point = {}
@@ -215,23 +239,19 @@ class Check:
         if not leftovers:
             return Verdict(Status.PROVED, self.method)
         shown = _short(leftovers[0])
-        rng = random.Random(seed)
-        free = set().union(*(r.free_symbols for r in residuals))
-        for _ in range(self.tries):
-            point = random_point(free, rng)
-            for r in residuals:
-                value = sp.N(r.xreplace(point), 50)
-                if refutes(value):
-                    # Report the point in the identity's own symbols: the auxiliary ones that
-                    # the definitions introduce (a = sqrt(alpha_t)) are replaced by their effect.
-                    aux = set().union(*(sp.sympify(v).free_symbols for v in self.definitions.values()))
-                    aux -= set(self.definitions)
-                    witness = {str(k): str(v) for k, v in point.items() if k not in aux}
-                    for name, value_ in self.defined_values(point).items():
-                        witness.setdefault(name, value_)
-                    witness["residual"] = str(sp.N(value, 8))
-                    return Verdict(Status.REFUTED, self.method, shown, witness)
-        return Verdict(Status.INCONCLUSIVE, self.method, shown)
+        found = find_witness(residuals, random.Random(seed), self.tries)
+        if found is None:
+            return Verdict(Status.INCONCLUSIVE, self.method, shown)
+        point, value = found
+        # Report the point in the identity's own symbols: the auxiliary ones that the definitions
+        # introduce (a = sqrt(alpha_t)) are replaced by their effect.
+        aux = set().union(*(sp.sympify(v).free_symbols for v in self.definitions.values()))
+        aux -= set(self.definitions)
+        witness = {str(k): str(v) for k, v in point.items() if k not in aux}
+        for name, value_ in self.defined_values(point).items():
+            witness.setdefault(name, value_)
+        witness["residual"] = str(sp.N(value, 8))
+        return Verdict(Status.REFUTED, self.method, shown, witness)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,17 +411,14 @@ class NonNegative(Check):
         if not leftovers:
             return Verdict(Status.PROVED, self.method + "; difference = certificate >= 0")
         shown = _short(leftovers[0])
-        rng = random.Random(seed)
-        free = set().union(*(d.free_symbols for d in differences))
-        for _ in range(self.tries * 4):
-            point = random_point(free, rng)
-            for d in differences:
-                value = sp.N(expand_known(d).xreplace(point), 50)
-                if value.is_number and value.is_real and value < -sp.Float("1e-30", 50):
-                    witness = {str(k): str(v) for k, v in point.items()}
-                    witness["residual"] = str(sp.N(value, 8))  # the (negative) difference
-                    return Verdict(Status.REFUTED, self.method, shown, witness)
-        return Verdict(Status.INCONCLUSIVE, self.method, shown)
+        found = find_witness([expand_known(d) for d in differences], random.Random(seed), self.tries * 4,
+                             accept=below_zero)
+        if found is None:
+            return Verdict(Status.INCONCLUSIVE, self.method, shown)
+        point, value = found
+        witness = {str(k): str(v) for k, v in point.items()}
+        witness["residual"] = str(sp.N(value, 8))  # the (negative) difference
+        return Verdict(Status.REFUTED, self.method, shown, witness)
 
 
 def nonnegative(difference: Callable[[Claim], sp.Expr], certificate: Callable[[Claim], sp.Expr],

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .core import (
-    refutes,
+    find_witness,
     Claim,
     Check,
     GaussianFactor,
@@ -58,7 +58,6 @@ from .core import (
     function,
     gaussian_expectation,
     gaussian_product_residuals,
-    random_point,
     register,
     sym,
 )
@@ -570,17 +569,11 @@ def _find_witness(check: Check, claim: Claim, seed: int) -> dict[str, str] | Non
     non-zero value counts, so there is nothing to prove here, and normalising would cost more.
     """
     residuals = [check.substitute(sp.sympify(r)) for r in check.residuals(claim)]
-    rng = random.Random(seed)
-    free = set().union(*(r.free_symbols for r in residuals))
-    for _ in range(check.tries):
-        point = random_point(free, rng)
-        for r in residuals:
-            value = sp.N(r.xreplace(point), 50)
-            if refutes(value):
-                witness = {str(k): str(v) for k, v in point.items()}
-                witness["residual"] = str(sp.N(value, 8))
-                return witness
-    return None
+    found = find_witness(residuals, random.Random(seed), check.tries)
+    if found is None:
+        return None
+    point, value = found
+    return {str(k): str(v) for k, v in point.items()} | {"residual": str(sp.N(value, 8))}
 
 
 @functools.cache

@@ -35,7 +35,6 @@ from .diffusion import (
     log_posterior,
     log_step,
     path,
-    HalfLog,
     entropy_normal,
     kl_normal,
     linear_gaussian_model,

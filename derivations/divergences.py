@@ -34,7 +34,8 @@ import sympy as sp
 
 from dataclasses import dataclass
 
-from .core import (Check, Claim, GaussianFactor, Identity, LogGap, Mutant, NonNegative, Status, Verdict, expand_known,
+from .core import (Check, Claim, GaussianFactor, Identity, LogGap, Mutant, NonNegative, Status, Verdict, below_zero,
+                   expand_known,
                    gaussian_expectation, nonnegative, register, split_logs, sym)
 from .indexed_sums import ForEverySize, expand_sums, normalised, peel, to_instance, write_out
 
@@ -118,7 +119,7 @@ class ProbedNonNegative(NonNegative):
         for point in self.probes:
             for d in self.residuals(claim):
                 value = sp.N(expand_known(self.substitute(sp.sympify(d))).xreplace(point), 50)
-                if value.is_number and value.is_real and value < -sp.Float("1e-30", 50):
+                if below_zero(value):
                     witness = {str(k_): str(v_) for k_, v_ in point.items()} | {"residual": str(sp.N(value, 8))}
                     return Verdict(Status.REFUTED, self.method, verdict.residual, witness)
         return verdict

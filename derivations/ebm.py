@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .core import (Check, Claim, ForAnyFunction, Identity, Instances, Mutant, Scope, Status, Verdict, function,
-                   instantiate, random_point, refutes, register, sym)
+                   find_witness, instantiate, register, sym)
 
 # ---------------------------------------------------------------------------------------------
 # Differentiating under an integral: integrals as linear functionals of their integrands.
@@ -116,17 +116,14 @@ class UnderIntegral(Check):
         rng = random.Random(seed)
         for example in self.examples:
             concrete = [instantiate(on_atoms(r, self.atoms, self.weights), example) for r in residuals]
-            free = set().union(*(c.free_symbols for c in concrete))
-            for _ in range(self.tries):
-                point = random_point(free, rng)
-                for c in concrete:
-                    value = sp.N(c.xreplace(point), 50)
-                    if refutes(value):
-                        witness = {str(k): str(v) for k, v in point.items()}
-                        witness["functions"] = "; ".join(f"{f.__name__} = {lam}" for f, lam in example.items())
-                        witness["measure"] = f"atoms {list(self.atoms)} with weights {list(self.weights)}"
-                        witness["residual"] = str(sp.N(value, 8))
-                        return Verdict(Status.REFUTED, self.method, shown, witness)
+            found = find_witness(concrete, rng, self.tries)
+            if found is not None:
+                point, value = found
+                witness = {str(k): str(v) for k, v in point.items()}
+                witness["functions"] = "; ".join(f"{f.__name__} = {lam}" for f, lam in example.items())
+                witness["measure"] = f"atoms {list(self.atoms)} with weights {list(self.weights)}"
+                witness["residual"] = str(sp.N(value, 8))
+                return Verdict(Status.REFUTED, self.method, shown, witness)
         return Verdict(Status.INCONCLUSIVE, self.method, shown)
 
 

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .core import Check, Claim, NonNegative, Status, Verdict, domain_of, expand_known, random_point, refutes, sym
+from .core import (Check, Claim, NonNegative, Status, Verdict, below_zero, domain_of, expand_known, find_witness,
+                   sym)
 
 Limit = tuple[sp.Symbol, sp.Expr, sp.Expr]
 Rule = Callable[[sp.Expr, list[Limit]], "tuple[sp.Expr, list[Limit]] | None"]
@@ -260,16 +261,12 @@ class ForEverySize(Check):
         shown = str(leftovers[0])[:160]
         rng = random.Random(seed)
         for name, instance in self.instances:
-            concrete = [instance(prepare(r)) for r in raw]
-            free = set().union(*(e.free_symbols for e in concrete))
-            for _ in range(self.tries):
-                point = random_point(free, rng)
-                for e in concrete:
-                    value = sp.N(e.xreplace(point), 50)
-                    if refutes(value):
-                        witness = {"instance": name} | {str(k): str(v) for k, v in point.items()}
-                        witness["residual"] = str(sp.N(value, 8))
-                        return Verdict(Status.REFUTED, self.method, shown, witness)
+            found = find_witness([instance(prepare(r)) for r in raw], rng, self.tries)
+            if found is not None:
+                point, value = found
+                witness = {"instance": name} | {str(k): str(v) for k, v in point.items()}
+                witness["residual"] = str(sp.N(value, 8))
+                return Verdict(Status.REFUTED, self.method, shown, witness)
         return Verdict(Status.INCONCLUSIVE, self.method, shown)
 
 
@@ -315,16 +312,13 @@ class NonNegativeForEverySize(NonNegative):
         shown = str(leftovers[0])[:160]
         rng = random.Random(seed)
         for name, instance in self.instances:
-            concrete = [expand_known(instance(d)) for d in differences]
-            free = set().union(*(e.free_symbols for e in concrete))
-            for _ in range(self.tries * 4):
-                point = random_point(free, rng)
-                for e in concrete:
-                    value = sp.N(e.xreplace(point), 50)
-                    if value.is_number and value.is_real and value < -sp.Float("1e-30", 50):
-                        witness = {"instance": name} | {str(k): str(v) for k, v in point.items()}
-                        witness["residual"] = str(sp.N(value, 8))  # the (negative) difference
-                        return Verdict(Status.REFUTED, self.method, shown, witness)
+            found = find_witness([expand_known(instance(d)) for d in differences], rng, self.tries * 4,
+                                 accept=below_zero)
+            if found is not None:
+                point, value = found
+                witness = {"instance": name} | {str(k): str(v) for k, v in point.items()}
+                witness["residual"] = str(sp.N(value, 8))  # the (negative) difference
+                return Verdict(Status.REFUTED, self.method, shown, witness)
         return Verdict(Status.INCONCLUSIVE, self.method, shown)
 
 

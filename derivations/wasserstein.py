@@ -35,7 +35,6 @@ from fractions import Fraction
 import sympy as sp
 
 from .core import Claim, Check, Identity, Mutant, register, split_logs, sym
-from .diffusion import _frac, _mul
 from .indexed_sums import ForEverySize, NonNegativeForEverySize, at_sizes
 
 # ---------------------------------------------------------------------------------------------
