@@ -125,7 +125,7 @@ frechet_coupling = register(Identity(
     check=MatrixCoupling("matrix symbols of any size d: Sigma_1 = M^2, C^2 = M Sigma_2 M, M M^{-1} = I, "
                          "trace linear and cyclic; refutation in d = 1", lambda c: []),
     template=(r"T = \Sigma_1^{-1/2} C\, \Sigma_1^{-1/2}:\quad T \Sigma_1 T = $pushforward, \qquad "
-              r"\mathbb{E}\|X - TX\|^2 = $cost, \qquad C = igl(\Sigma_1^{1/2}\Sigma_2\Sigma_1^{1/2}igr)^{1/2}"),
+              r"\mathbb{E}\|X - TX\|^2 = $cost, \qquad C = \bigl(\Sigma_1^{1/2}\Sigma_2\Sigma_1^{1/2}\bigr)^{1/2}"),
     assumptions=("Sigma_1, Sigma_2 symmetric positive definite, any dimension d; M = Sigma_1^{1/2}",
                  "X ~ N(0, Sigma_1); TX ~ N(0, T Sigma_1 T) since T is symmetric; "
                  "E||X - TX||^2 = tr((I - T) Sigma_1 (I - T)) = tr Sigma_1 - 2 tr(Sigma_1 T) + tr(T Sigma_1 T)",
@@ -211,7 +211,7 @@ frechet_commuting = register(Identity(
                        "sums combined (any d); refutation at d = 2", _commuting_residuals,
                        instances=(at_sizes({_d: 2}),)),
     template=(r"\|\mu_1 - \mu_2\|^2 + \operatorname{tr}\Bigl(\Sigma_1 + \Sigma_2 - "
-              r"2igl(\Sigma_1^{1/2} \Sigma_2 \Sigma_1^{1/2}igr)^{1/2}\Bigr) = $W2sq"),
+              r"2\bigl(\Sigma_1^{1/2} \Sigma_2 \Sigma_1^{1/2}\bigr)^{1/2}\Bigr) = $W2sq"),
     assumptions=("Sigma_1 = U diag(a_i^2) U^T, Sigma_2 = U diag(c_i^2) U^T with one orthogonal U, any d",
                  "a_i, c_i > 0; mu_1 - mu_2 = U e",
                  "the PSD square root is unique, so a symmetric PSD matrix that squares to S is S^{1/2}",

@@ -38,6 +38,8 @@ def test_mutant_is_refuted(identity: Identity, mutant: Mutant) -> None:
 @pytest.mark.parametrize("identity", IDENTITIES, ids=lambda i: i.id)
 def test_identity_metadata(identity: Identity) -> None:
     assert identity.latex and "$" not in identity.latex
+    # a control character (a "\b" of "\bigl" in a non-raw string becomes a backspace) breaks MathJax
+    assert not [c for c in identity.latex if ord(c) < 32 and c not in "\n\t"], identity.latex
     assert identity.assumptions
     assert identity.mutants
 
