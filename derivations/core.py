@@ -233,9 +233,13 @@ class Check:
                 out.append(c)
         return out
 
-    def __call__(self, claim: Claim, seed: int = 0) -> Verdict:
+    def reduce(self, claim: Claim) -> tuple[list[sp.Expr], list[sp.Expr]]:
+        """The claim's residuals (definitions applied) and their non-zero normalised pieces."""
         residuals = [self.substitute(sp.sympify(r)) for r in self.residuals(claim)]
-        leftovers = [p for r in residuals for p in self.normalise(r)]
+        return residuals, [p for r in residuals for p in self.normalise(r)]
+
+    def __call__(self, claim: Claim, seed: int = 0) -> Verdict:
+        residuals, leftovers = self.reduce(claim)
         if not leftovers:
             return Verdict(Status.PROVED, self.method)
         shown = _short(leftovers[0])
@@ -322,8 +326,7 @@ class ForAnyFunction(Check):
     examples: tuple[Instances, ...] = ()
 
     def __call__(self, claim: Claim, seed: int = 0) -> Verdict:
-        residuals = [self.substitute(sp.sympify(r)) for r in self.residuals(claim)]
-        leftovers = [p for r in residuals for p in self.normalise(r)]
+        residuals, leftovers = self.reduce(claim)
         if not leftovers:
             return Verdict(Status.PROVED, self.method)
         shown = str(leftovers[0])[:160]

@@ -549,8 +549,7 @@ class GeneralCheck(Check):
     counterexample: Check | None = None
 
     def __call__(self, claim: Claim, seed: int = 0) -> Verdict:
-        residuals = [self.substitute(sp.sympify(r)) for r in self.residuals(claim)]
-        leftovers = [p for r in residuals for p in self.normalise(r)]
+        residuals, leftovers = self.reduce(claim)
         if not leftovers:
             return Verdict(Status.PROVED, self.method)
         shown = str(leftovers[0])[:160]
