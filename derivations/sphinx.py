@@ -15,6 +15,7 @@ Enable it with ``sphinx: extra_extensions: [derivations.sphinx]`` in ``_config.y
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import re
@@ -52,6 +53,31 @@ def scan_validations(tests_dir: Path) -> dict[str, list[str]]:
         for m in _VALIDATES.finditer(path.read_text()):
             for identity_id in re.findall(r"[\"']([^\"']+)[\"']", m.group("ids")):
                 found.setdefault(identity_id, []).append(f"tests/{path.name}::{m.group('test')}")
+    return found
+
+
+def scan_peers(tests_dir: Path) -> list[dict]:
+    """Every test marked ``@pytest.mark.peer("library API", "agreement", "identity id", ...)``.
+
+    The marker says that the test compares the project's code with a peer library on the same
+    inputs; the agreement is the tolerance the test asserts (``"to 1e-12"``), and the ids are the
+    registered identities whose code the comparison concerns (none for a numerical scheme with no
+    identity of its own).  Read from the test files with :mod:`ast`; no test is run.
+    """
+    found: list[dict] = []
+    for path in sorted(tests_dir.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef) or not node.name.startswith("test_"):
+                continue
+            for deco in node.decorator_list:
+                if (isinstance(deco, ast.Call) and isinstance(deco.func, ast.Attribute)
+                        and deco.func.attr == "peer" and ast.unparse(deco.func.value) == "pytest.mark"):
+                    args = [ast.literal_eval(a) for a in deco.args]
+                    if len(args) < 2 or not all(isinstance(a, str) for a in args):
+                        raise ValueError(f"tests/{path.name}::{node.name}: peer marker needs "
+                                         "(library, agreement, *identity ids) as strings")
+                    found.append({"peer": args[0], "agreement": args[1], "ids": args[2:],
+                                  "test": f"tests/{path.name}::{node.name}"})
     return found
 
 
@@ -106,9 +132,15 @@ def _scope_words(row: dict) -> str:
     return scope if scope == "general" else f"{scope}: {_cell(row.get('instance', ''))}"
 
 
-def render_page(rows: list[dict], validations: dict[str, list[str]] | None = None) -> str:
+def _peer_words(p: dict) -> str:
+    return f"{p['peer']} {p['agreement']} (`{p['test']}`)"
+
+
+def render_page(rows: list[dict], validations: dict[str, list[str]] | None = None,
+                peers: list[dict] | None = None) -> str:
     """The verification page as MyST markdown."""
     validations = validations or {}
+    peers = peers or []
     n_num = len({t for tests in validations.values() for t in tests})
     n_mut = sum(len(r["mutants"]) for r in rows)
     n_ref = sum(m["refuted"] for r in rows for m in r["mutants"])
@@ -136,6 +168,16 @@ def render_page(rows: list[dict], validations: dict[str, list[str]] | None = Non
         "*numeric* (computations that agree; not a proof).  "
         + ", ".join(f"**{sum(r.get('scope') == s for r in rows)} {s}**"
                     for s in ("general", "instance", "numeric")) + ".",
+        "",
+        f"**Peer libraries.** {len(peers)} tests compare the reference code with the libraries "
+        "people use (diffusers, Meta's flow_matching, torchsde, torchdiffeq, POT) on the same "
+        "inputs; each agreement is listed below and under the identity it concerns.",
+        "",
+        "| Peer | Agreement | Identities | Test |",
+        "| --- | --- | --- | --- |",
+        *(f"| {_cell(p['peer'])} | {_cell(p['agreement'])} | "
+          + (", ".join(f"{{ref}}`{i} <{anchor(i)}>`" for i in p["ids"]) or "(a numerical scheme)")
+          + f" | `{p['test']}` |" for p in peers),
         "",
         "| Identity | Chapter | Status | Scope | Mutants refuted | Numeric tests | Seconds |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -165,6 +207,8 @@ def render_page(rows: list[dict], validations: dict[str, list[str]] | None = Non
             "- **Assumptions:** " + "; ".join(f"`{a}`" for a in r["assumptions"]),
             "- **Code validated by:** " + (", ".join(f"`{t}`" for t in validations.get(r["id"], []))
                                            or "no numeric test (a statement about the math only)"),
+            *(["- **Agrees with peers:** " + "; ".join(_peer_words(p) for p in peers if r["id"] in p["ids"])]
+              if any(r["id"] in p["ids"] for p in peers) else []),
             "",
             "| Mutant | What is wrong | Seen in | Refuted | Witness |",
             "| --- | --- | --- | --- | --- |",
@@ -249,7 +293,10 @@ def write_page(app: Sphinx, config: Config) -> None:
     validations = scan_validations(Path(app.srcdir) / "tests")
     for identity_id in sorted(set(validations) - {r["id"] for r in rows}):
         logger.warning(f"tests mark validates({identity_id!r}), which is not a registered identity")
-    _write_if_changed(Path(app.srcdir) / f"{PAGE}.md", render_page(rows, validations))
+    peers = scan_peers(Path(app.srcdir) / "tests")
+    for identity_id in sorted({i for p in peers for i in p["ids"]} - {r["id"] for r in rows}):
+        logger.warning(f"tests mark peer(..., {identity_id!r}), which is not a registered identity")
+    _write_if_changed(Path(app.srcdir) / f"{PAGE}.md", render_page(rows, validations, peers))
     _write_if_changed(Path(app.srcdir) / f"{ERRATA}.md", render_errata(rows))
 
 

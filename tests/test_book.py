@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from derivations import REGISTRY
-from derivations.sphinx import scan_validations
+from derivations.sphinx import render_page, scan_peers, scan_validations
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -240,6 +240,31 @@ def test_scan_sees_stacked_validation_markers(tmp_path: Path) -> None:
     (tmp_path / "test_x.py").write_text(
         '@pytest.mark.validates("a")\n@pytest.mark.validates("b", "c")\n@pytest.mark.slow\ndef test_y():\n    pass\n')
     assert scan_validations(tmp_path) == {k: ["tests/test_x.py::test_y"] for k in "abc"}
+
+
+def test_peer_markers_name_registered_identities_and_reach_the_page() -> None:
+    peers = scan_peers(ROOT / "tests")
+    # issue 14: diffusers, flow_matching, torchsde and torchdiffeq agreements are on the page
+    assert {p["peer"].split()[0] for p in peers} >= {"diffusers", "Meta", "torchsde", "torchdiffeq"}
+    unknown = {i for p in peers for i in p["ids"]} - set(REGISTRY.ids())
+    assert not unknown, f"peer() names unknown identities {unknown}"
+    row = {"id": "ddpm.posterior.mean_eps", "chapter": "ddpm", "title": "t", "latex": "x", "status": "verified",
+           "check": "c", "seconds": 0.0, "scope": "general", "method": "m", "assumptions": [], "mutants": []}
+    page = render_page([row], {}, peers)
+    entry = page.split("## `ddpm.posterior.mean_eps`")[1]
+    assert "**Agrees with peers:** diffusers DDPMScheduler.step" in entry
+
+
+def test_scan_reads_peer_markers(tmp_path: Path) -> None:
+    (tmp_path / "test_x.py").write_text(
+        '@pytest.mark.peer("lib F", "to 1e-9", "a", "b")\n@pytest.mark.slow\ndef test_y():\n    pass\n'
+        '@pytest.mark.peer("lib G", "to 1e-3")\ndef test_z():\n    pass\n')
+    assert scan_peers(tmp_path) == [
+        {"peer": "lib F", "agreement": "to 1e-9", "ids": ["a", "b"], "test": "tests/test_x.py::test_y"},
+        {"peer": "lib G", "agreement": "to 1e-3", "ids": [], "test": "tests/test_x.py::test_z"}]
+    (tmp_path / "test_x.py").write_text('@pytest.mark.peer("lib F")\ndef test_y():\n    pass\n')
+    with pytest.raises(ValueError, match="peer marker needs"):
+        scan_peers(tmp_path)
 
 
 def test_readme_states_the_allowlist_length() -> None:

@@ -58,6 +58,7 @@ def _diffusers_ddpm(schedule: NoiseSchedule, **config):
     return sched
 
 
+@pytest.mark.peer("diffusers DDPMScheduler betas (linear, squaredcos_cap_v2)", "to float32 rounding (relative 1e-6)", "ddpm.schedule.cosine")
 @pytest.mark.parametrize("kind", ["linear", "squaredcos_cap_v2"])
 def test_ddpm_betas_agree_with_diffusers_to_float32(kind: str) -> None:
     from diffusers import DDPMScheduler
@@ -69,6 +70,7 @@ def test_ddpm_betas_agree_with_diffusers_to_float32(kind: str) -> None:
     np.testing.assert_allclose(ours.betas[1:].numpy(), theirs.betas.double().numpy(), rtol=1e-6, atol=0)
 
 
+@pytest.mark.peer("diffusers DDPMScheduler alphas_cumprod and both posterior variances", "to 1e-12 relative", "ddpm.forward.marginal", "ddpm.posterior")
 @pytest.mark.validates("ddpm.forward.marginal", "ddpm.posterior")
 @pytest.mark.parametrize("make", [NoiseSchedule.linear, NoiseSchedule.cosine], ids=["linear", "cosine"])
 def test_ddpm_cumprod_and_posterior_variances_agree_with_diffusers(make) -> None:
@@ -90,6 +92,7 @@ def _ddpm_step_ours(schedule: NoiseSchedule, x: torch.Tensor, eps: torch.Tensor,
     return mean if t == 1 else mean + sigma * noise
 
 
+@pytest.mark.peer("diffusers DDPMScheduler.step (fixed_small, fixed_large)", "to 1e-12", "ddpm.posterior.mean_eps")
 @pytest.mark.validates("ddpm.posterior.mean_eps")
 @pytest.mark.parametrize("variance,diffusers_type", [("beta_tilde", "fixed_small"), ("beta", "fixed_large")])
 def test_one_ddpm_step_agrees_with_diffusers(variance: str, diffusers_type: str) -> None:
@@ -105,6 +108,7 @@ def test_one_ddpm_step_agrees_with_diffusers(variance: str, diffusers_type: str)
         assert float((mine - out).abs().max()) < TOL64
 
 
+@pytest.mark.peer("diffusers DDPMScheduler, a whole 1000-step trajectory", "to 1e-11", "ddpm.posterior.mean_eps")
 def test_ddpm_trajectory_of_1000_steps_agrees_with_diffusers() -> None:
     ours = NoiseSchedule.linear(1000).to(F64)
     theirs = _diffusers_ddpm(ours, variance_type="fixed_large")
@@ -124,6 +128,7 @@ def test_ddpm_trajectory_of_1000_steps_agrees_with_diffusers() -> None:
     assert float((mine - x).abs().max()) < 1e-11
 
 
+@pytest.mark.peer("diffusers DDIMScheduler, trailing spacing, 50 steps, eta 0 and 1", "to 1e-12", "ddim.update", "ddim.variance")
 @pytest.mark.validates("ddim.update")
 @pytest.mark.parametrize("eta", [0.0, 1.0])
 def test_ddim_50_steps_agree_with_diffusers_trailing(eta: float) -> None:
@@ -156,6 +161,7 @@ def test_diffusers_leading_spacing_is_a_different_grid() -> None:
     assert theirs.timesteps.tolist() != ours and int(theirs.timesteps[0]) == 980 and ours[0] == 999
 
 
+@pytest.mark.peer("diffusers ScoreSdeVpScheduler.step_pred", "to 1e-12", "sde.reverse")
 def test_reverse_vp_sde_step_agrees_with_diffusers_score_sde_vp() -> None:
     from diffusers.schedulers.deprecated.scheduling_sde_vp import ScoreSdeVpScheduler
 
@@ -188,6 +194,7 @@ class _GivenIncrements:
         return self.increments[ia:ib].sum(0)
 
 
+@pytest.mark.peer("torchsde sdeint, Euler-Maruyama on the VP SDE, path by path", "to 1e-12")
 def test_euler_maruyama_agrees_with_torchsde_pathwise() -> None:
     import torchsde
     from torchsde._brownian import BaseBrownian
@@ -215,6 +222,7 @@ def test_euler_maruyama_agrees_with_torchsde_pathwise() -> None:
     assert float((mine - theirs).abs().max()) < TOL64
 
 
+@pytest.mark.peer("torchdiffeq odeint, fixed-step euler and heun2", "to 1e-12")
 @pytest.mark.parametrize("ours_method,theirs_method", [("euler", "euler"), ("heun", "heun2")])
 def test_fixed_step_ode_solvers_agree_with_torchdiffeq(ours_method: str, theirs_method: str) -> None:
     import torchdiffeq
@@ -227,6 +235,7 @@ def test_fixed_step_ode_solvers_agree_with_torchdiffeq(ours_method: str, theirs_
     assert float((mine - theirs).abs().max()) < TOL64
 
 
+@pytest.mark.peer("Meta flow_matching AffineProbPath with CondOTScheduler: path, target, velocity conversions", "to 1e-12 (conversions 1e-10)", "fm.conditional_velocity")
 @pytest.mark.validates("fm.conditional_velocity")
 def test_flow_path_agrees_with_meta_flow_matching() -> None:
     from flow_matching.path import AffineProbPath
