@@ -167,7 +167,7 @@ pmf = bernoulli(x1, theta_1) * bernoulli(x2, theta_2(x1)) * bernoulli(x3, theta_
 _pmf_display = sp.Mul(*[sp.Mul(t**v, (1 - t) ** (1 - v), evaluate=False)
                         for v, t in ((x1, theta_1), (x2, theta_2(x1)), (x3, theta_3(x1, x2)))], evaluate=False)
 
-_c = [sym(f"c_{i}", (0, sp.Rational(1, 3)), positive=True) for i in range(6)]
+_c = [sym(f"kappa_{i}", (0, sp.Rational(1, 3)), positive=True) for i in range(6)]  # instance coefficients
 _THETA_INSTANCES = {
     # conditional parameters in (0, 1) at binary arguments, with symbolic coefficients
     theta_2: sp.Lambda(x1, _c[0] + _c[1] * x1),
@@ -211,7 +211,7 @@ normalisation = register(Identity(
 
 x = sym("x", real=True)
 a = sym("a", real=True)
-u = sym("u", (0, 5), positive=True)  # u = e^a
+u = sym("u_a", (0, 5), tex="u", positive=True)  # u = e^a (its own name: diffusion.py has u in (0, 3/2))
 _LOGIT = {a: sp.log(u)}
 
 

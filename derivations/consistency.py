@@ -28,7 +28,7 @@ x0 = sym("x_0", real=True)
 z = sym("z", real=True)
 mu = sym("mu", real=True)
 s = sym("s", positive=True)               # data standard deviation (Gaussian data)
-t = sym("t", (1, 3), positive=True)       # the noise level, above eps
+t = sym("t_cm", (1, 3), tex="t", positive=True)  # the noise level, above eps (cnf and flow matching have t in (0, 1))
 eps = sym("epsilon", (0, 1), positive=True)
 sigma_data = TexSymbol("sigma_data", r"\sigma_{\mathrm{data}}", positive=True)
 t_n = sym("t_n", (0, 1), positive=True)

@@ -39,7 +39,20 @@ Claim = dict[str, sp.Expr]
 _DOMAINS: dict[sp.Symbol, tuple[Fraction, Fraction]] = {}
 
 
-def sym(name: str, domain: tuple[float | Fraction, float | Fraction] | None = None,
+class TexSymbol(sp.Symbol):
+    """A symbol printed as a fixed piece of LaTeX (``f(x, t)``, a score, ``g(t)^2``, or a plain
+    ``t`` whose SymPy name differs from another module's ``t`` because its domain does)."""
+
+    def __new__(cls, name: str, tex: str, **assumptions: bool) -> TexSymbol:
+        obj = super().__new__(cls, name, **assumptions)
+        obj._tex = tex
+        return obj
+
+    def _latex(self, printer) -> str:
+        return self._tex
+
+
+def sym(name: str, domain: tuple[float | Fraction, float | Fraction] | None = None, *, tex: str | None = None,
         **assumptions: bool) -> sp.Symbol:
     """Create a symbol and record the open interval it lives in.
 
@@ -47,26 +60,70 @@ def sym(name: str, domain: tuple[float | Fraction, float | Fraction] | None = No
     :math:`\\bar{\\alpha}_{t-1}`).  The domain is where refutation looks for witnesses; it
     defaults to ``(0, 3)`` for positive symbols and ``(-3, 3)`` for real ones.
 
+    SymPy identifies symbols by name and assumptions, so two modules asking for ``t`` get one
+    object; a domain is therefore a property of the name, and asking for a name again with a
+    *different* domain is an error (a witness for one statement could otherwise be drawn from
+    another statement's interval, outside its own hypotheses).  Give such a symbol its own name
+    and, to print it the same way, ``tex``.
+
     Args:
         name: SymPy name of the symbol.
         domain: open interval ``(lo, hi)`` of admissible values.
+        tex: LaTeX to print instead of the name's (a :class:`TexSymbol`).
         **assumptions: SymPy assumptions (``positive=True``, ``real=True``).
 
     Returns:
         The symbol.
 
+    Raises:
+        ValueError: ``domain`` is empty, or differs from the one this name already has.
+
     Example:
-        >>> a = sym("alpha_t", domain=(0, 1), positive=True)
+        >>> a = sym("zeta_example", domain=(0, 1), positive=True)
         >>> domain_of(a)
         (Fraction(0, 1), Fraction(1, 1))
+        >>> sym("zeta_example", domain=(0, 2), positive=True)
+        Traceback (most recent call last):
+        ...
+        ValueError: domain of 'zeta_example' must be (0, 1) as before, got (0, 2): give the new symbol its own name (and tex=)
+        >>> b = sym("zeta_example2", domain=(0, 2), tex="z", positive=True)
+        >>> sp.latex(b), domain_of(b)
+        ('z', (Fraction(0, 1), Fraction(2, 1)))
     """
-    s = sp.Symbol(name, **assumptions)
+    s = TexSymbol(name, tex, **assumptions) if tex is not None else sp.Symbol(name, **assumptions)
     if domain is not None:
         lo, hi = (Fraction(d) for d in domain)
         if not lo < hi:
             raise ValueError(f"domain of {name!r} must satisfy lo < hi, got {domain}")
+        if _DOMAINS.get(s, (lo, hi)) != (lo, hi):
+            old = _DOMAINS[s]
+            raise ValueError(f"domain of {name!r} must be ({old[0]}, {old[1]}) as before, got ({lo}, {hi}): "
+                             "give the new symbol its own name (and tex=)")
         _DOMAINS[s] = (lo, hi)
     return s
+
+
+def fresh_sym(name: str, domain: tuple[float | Fraction, float | Fraction], **assumptions: bool) -> sp.Symbol:
+    """``sym(name, domain)``, or, where ``name`` already has another domain, a symbol printed like
+    ``name`` under the first free name ``name'``, ``name''``, ... (for symbols made by machinery,
+    such as the plain symbols of a sum written out, which must not borrow another statement's
+    interval).
+
+    Example:
+        >>> a = sym("zz_fresh", (0, 1), positive=True)
+        >>> b = fresh_sym("zz_fresh", (0, 2), positive=True)
+        >>> b.name, sp.latex(b), domain_of(b)
+        ("zz_fresh'", 'zz_{fresh}', (Fraction(0, 1), Fraction(2, 1)))
+    """
+    lo, hi = (Fraction(d) for d in domain)
+    tex = None
+    for primes in range(100):
+        candidate = name + "'" * primes
+        probe = TexSymbol(candidate, tex, **assumptions) if tex else sp.Symbol(candidate, **assumptions)
+        if _DOMAINS.get(probe, (lo, hi)) == (lo, hi):
+            return sym(candidate, (lo, hi), tex=tex, **assumptions)
+        tex = tex or sp.latex(sp.Symbol(name))
+    raise ValueError(f"no free name for {name!r} with domain {domain}")  # pragma: no cover
 
 
 def domain_of(s: sp.Symbol) -> tuple[Fraction, Fraction]:

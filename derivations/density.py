@@ -547,11 +547,11 @@ def _ky_fan_residuals(c: dict) -> list[sp.Expr]:
 def _ky_fan_instance(e: sp.Expr) -> sp.Expr:
     """D = 3, k = 2: lambda_1 > lambda_2 > lambda_3 > 0; c_1, c_2 in (1/2, 1), c_3 = 2 - c_1 - c_2."""
     out = to_instance(e, {D_: 3, kdim: 2}, {lam_i: sym("lambda", positive=True), c_j: sym("c", (0.5, 1), positive=True)})
-    names = {s_.name: s_ for s_ in out.free_symbols}
+    # the plain symbols by name, primes dropped (to_instance primes a name another module gave another domain)
+    names = {s_.name.rstrip("'"): s_ for s_ in out.free_symbols}
     low, e2, e1 = (sym(n_, positive=True) for n_ in ("c_low", "e_2", "e_1"))
     subs = {"lambda_3": low, "lambda_2": low + e2, "lambda_1": low + e2 + e1}
-    c1, c2 = sym("c_1", (0.5, 1), positive=True), sym("c_2", (0.5, 1), positive=True)
-    subs["c_3"] = 2 - c1 - c2
+    subs["c_3"] = 2 - names["c_1"] - names["c_2"]
     return out.xreplace({s_: subs[n_] for n_, s_ in names.items() if n_ in subs})
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .core import (Check, Claim, NonNegative, Status, Verdict, below_zero, domain_of, expand_known, find_witness,
+from .core import (Check, Claim, NonNegative, Status, Verdict, below_zero, domain_of, expand_known, fresh_sym, find_witness,
                    sym)
 
 Limit = tuple[sp.Symbol, sp.Expr, sp.Expr]
@@ -198,7 +198,7 @@ def to_instance(expr: sp.Expr, sizes: dict[sp.Symbol, int],
         idx = "_".join(str(i) for i in e.indices)
         if e.base in names:
             template = names[e.base]
-            subs[e] = sym(f"{template.name}_{idx}", domain_of(template), **template.assumptions0)
+            subs[e] = fresh_sym(f"{template.name}_{idx}", domain_of(template), **template.assumptions0)
         else:
             label = e.base.label
             subs[e] = sym(f"{label.name}_{idx}", **getattr(label, "assumptions0", {}))

@@ -48,21 +48,9 @@ from math import factorial
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
-from .core import Check, Claim, GaussianFactor, Identity, Mutant, Scope, equal, function, gaussian_moment, register, sym
+from .core import Check, Claim, GaussianFactor, TexSymbol, Identity, Mutant, Scope, equal, function, gaussian_moment, register, sym
 
 UNIT = (0, 1)
-
-
-class TexSymbol(sp.Symbol):
-    """A placeholder symbol printed as a fixed piece of LaTeX (``f(x, t)``, a score, ``g(t)^2``)."""
-
-    def __new__(cls, name: str, tex: str, **assumptions: bool) -> TexSymbol:
-        obj = super().__new__(cls, name, **assumptions)
-        obj._tex = tex
-        return obj
-
-    def _latex(self, printer) -> str:
-        return self._tex
 
 
 class Group(sp.Function):

@@ -53,6 +53,7 @@ from .core import (
     Scope,
     Status,
     Verdict,
+    fresh_sym,
     function,
     gaussian_expectation,
     gaussian_product_residuals,
@@ -605,7 +606,7 @@ def _surgery_residuals(claim: Claim) -> list[sp.Expr]:
     if sp.cancel(generic) == 0:
         return [generic]
     # A witness needs numbers: n = 2 data points, q(z | x_i) at z as positive symbols.
-    values = [sym(f"q_{k}", (sp.Rational(1, 10), 2), positive=True) for k in (1, 2)]
+    values = [fresh_sym(f"q_{k}", (sp.Rational(1, 10), 2), positive=True) for k in (1, 2)]
     concrete = residual.xreplace({n_data: 2}).doit().xreplace({_Qz[k + 1]: values[k] for k in range(2)})
     return [concrete, generic]
 
@@ -738,7 +739,7 @@ def _vq_kl_residuals(claim: Claim) -> list[sp.Expr]:
     one_hot = 1 * (sp.log(1) - sp.log(1 / K))
     out = [general, split_logs(one_hot - claim["kl_one_hot"])]
     if sp.cancel(general) != 0:  # a witness needs numbers: K = 3, q = (q_1, q_2, 1 - q_1 - q_2)
-        values = [sym(f"q_{j}", (0, sp.Rational(1, 3)), positive=True) for j in (1, 2)]
+        values = [fresh_sym(f"q_{j}", (0, sp.Rational(1, 3)), positive=True) for j in (1, 2)]
         values.append(1 - values[0] - values[1])
         out.insert(0, (kl - claim["kl"].xreplace({entropy: h})).xreplace({K: 3}).doit()
                    .xreplace({_Qc[j + 1]: values[j] for j in range(3)}))

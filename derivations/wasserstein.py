@@ -40,7 +40,7 @@ from .indexed_sums import ForEverySize, NonNegativeForEverySize, at_sizes
 # ---------------------------------------------------------------------------------------------
 # 1. Weak duality, for any discrete laws.
 
-_n, _m = sym("n", (1, 50), integer=True, positive=True), sym("m", (1, 50), integer=True, positive=True)
+_n, _m = sym("n", (1, 40), integer=True, positive=True), sym("m", (1, 40), integer=True, positive=True)  # n as in autoregressive.py
 _i, _j = sym("i", integer=True, positive=True), sym("j", integer=True, positive=True)
 _pi = sp.IndexedBase(sym("pi", positive=True))  # the coupling's masses pi_ij >= 0
 _cost = sp.IndexedBase(sym("c", real=True))  # |x_i - y_j|
