@@ -64,11 +64,15 @@ from typing import Literal
 import torch
 
 __all__ = ["EDM", "GaussianPath", "PARAMETRISATIONS", "RectifiedFlow", "SubVP", "VE", "VPCosine", "VPDiscrete",
-           "VPLinear", "consistency_preconditioning", "diffusion_time", "edm_preconditioning", "flow_time"]
+           "VPLinear", "consistency_preconditioning", "diffusion_time", "edm_preconditioning", "eps_from_score_at",
+           "eps_from_v_at", "eps_from_velocity_at", "eps_from_x0_at", "flow_time", "score_from_eps_at",
+           "score_from_x0_at", "v_from_eps_at", "velocity_from_eps_at", "velocity_from_x0_at", "x0_from_eps_at",
+           "x0_from_v_at", "x0_from_velocity_at"]
 
 Time = float | torch.Tensor
 Parametrisation = Literal["eps", "x0", "score", "v", "velocity"]
 PARAMETRISATIONS: tuple[str, ...] = ("eps", "x0", "score", "v", "velocity")
+_ALL = ("alpha", "sigma", "d_alpha", "d_sigma")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,6 +132,72 @@ def _against(c: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         pass
     raise ValueError(f"t must be a scalar, have shape (B,) = ({x.shape[0] if x.ndim else ''},) or broadcast "
                      f"to the data's shape {tuple(x.shape)}; got {tuple(c.shape)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# the conversions, at given coefficients: the one place where each formula is written. The methods of
+# GaussianPath call them with the path's alpha(t), sigma(t), ...; discrete schedules (DDPM's buffers) call
+# them with their own tensors. Coefficients must already broadcast against the data.
+
+
+def x0_from_eps_at(x, eps, alpha, sigma):
+    r""":math:`x_0 = (x - \sigma\varepsilon)/\alpha`."""
+    return (x - sigma * eps) / alpha
+
+
+def eps_from_x0_at(x, x0, alpha, sigma):
+    r""":math:`\varepsilon = (x - \alpha x_0)/\sigma`."""
+    return (x - alpha * x0) / sigma
+
+
+def score_from_eps_at(eps, sigma):
+    r""":math:`\nabla\log p = -\varepsilon/\sigma`."""
+    return -eps / sigma
+
+
+def eps_from_score_at(score, sigma):
+    r""":math:`\varepsilon = -\sigma\nabla\log p`."""
+    return -sigma * score
+
+
+def score_from_x0_at(x, x0, alpha, sigma):
+    r""":math:`\nabla\log p = -(x - \alpha x_0)/\sigma^2` (the conditional score of :math:`\mathcal{N}(\alpha x_0, \sigma^2 I)`)."""
+    return -(x - alpha * x0) / sigma**2
+
+
+def v_from_eps_at(x, eps, alpha, sigma):
+    r""":math:`v = \alpha\varepsilon - \sigma x_0` with :math:`x_0 = (x - \sigma\varepsilon)/\alpha`."""
+    return alpha * eps - sigma * x0_from_eps_at(x, eps, alpha, sigma)
+
+
+def eps_from_v_at(x, v, alpha, sigma):
+    r""":math:`\varepsilon = (\alpha v + \sigma x)/(\alpha^2 + \sigma^2)`."""
+    return (alpha * v + sigma * x) / (alpha * alpha + sigma * sigma)
+
+
+def x0_from_v_at(x, v, alpha, sigma):
+    r""":math:`x_0 = (\alpha x - \sigma v)/(\alpha^2 + \sigma^2)`."""
+    return (alpha * x - sigma * v) / (alpha * alpha + sigma * sigma)
+
+
+def velocity_from_eps_at(x, eps, alpha, sigma, d_alpha, d_sigma):
+    r""":math:`\dot x = \dot\alpha\,\hat x_0 + \dot\sigma\,\varepsilon`, :math:`\hat x_0 = (x - \sigma\varepsilon)/\alpha`."""
+    return d_alpha * x0_from_eps_at(x, eps, alpha, sigma) + d_sigma * eps
+
+
+def velocity_from_x0_at(x, x0, alpha, sigma, d_alpha, d_sigma):
+    r""":math:`\dot x = \dot\alpha x_0 + \dot\sigma\,(x - \alpha x_0)/\sigma`."""
+    return d_alpha * x0 + d_sigma * eps_from_x0_at(x, x0, alpha, sigma)
+
+
+def eps_from_velocity_at(x, vel, alpha, sigma, d_alpha, d_sigma):
+    r""":math:`\varepsilon = (\alpha\dot x - \dot\alpha x)/(\alpha\dot\sigma - \dot\alpha\sigma)`."""
+    return (alpha * vel - d_alpha * x) / (alpha * d_sigma - d_alpha * sigma)
+
+
+def x0_from_velocity_at(x, vel, alpha, sigma, d_alpha, d_sigma):
+    r""":math:`x_0 = (\dot\sigma x - \sigma\dot x)/(\alpha\dot\sigma - \dot\alpha\sigma)`."""
+    return (d_sigma * x - sigma * vel) / (alpha * d_sigma - d_alpha * sigma)
 
 
 def flow_time(t: Time) -> Time:
@@ -254,74 +324,68 @@ class GaussianPath(abc.ABC):
     def x0_from_eps(self, x: torch.Tensor, eps: torch.Tensor, t: Time) -> torch.Tensor:
         r""":math:`x_0 = (x - \sigma\varepsilon)/\alpha`."""
         _same_shape(x=x, eps=eps)
-        a, s = self._coefs(x, t, "alpha", "sigma")
-        return (x - s * eps) / a
+        return x0_from_eps_at(x, eps, *self._coefs(x, t, "alpha", "sigma"))
 
     def eps_from_x0(self, x: torch.Tensor, x0: torch.Tensor, t: Time) -> torch.Tensor:
         r""":math:`\varepsilon = (x - \alpha x_0)/\sigma`."""
         _same_shape(x=x, x0=x0)
-        a, s = self._coefs(x, t, "alpha", "sigma")
-        return (x - a * x0) / s
+        return eps_from_x0_at(x, x0, *self._coefs(x, t, "alpha", "sigma"))
 
     def score_from_eps(self, eps: torch.Tensor, t: Time) -> torch.Tensor:
         r""":math:`\nabla_x \log p_t = -\varepsilon/\sigma` (Tweedie: the score is minus the expected noise over
         :math:`\sigma`)."""
         _check_tensor("eps", eps)
-        (s,) = self._coefs(eps, t, "sigma")
-        return -eps / s
+        return score_from_eps_at(eps, *self._coefs(eps, t, "sigma"))
 
     def eps_from_score(self, score: torch.Tensor, t: Time) -> torch.Tensor:
         r""":math:`\varepsilon = -\sigma \nabla_x\log p_t`."""
         _check_tensor("score", score)
-        (s,) = self._coefs(score, t, "sigma")
-        return -s * score
+        return eps_from_score_at(score, *self._coefs(score, t, "sigma"))
 
     def v_from_eps(self, x: torch.Tensor, eps: torch.Tensor, t: Time) -> torch.Tensor:
         r""":math:`v = \alpha\varepsilon - \sigma x_0 = ((\alpha^2 + \sigma^2)\varepsilon - \sigma x)/\alpha`
         (Salimans and Ho; :math:`\alpha^2 + \sigma^2 = 1` on VP paths)."""
         _same_shape(x=x, eps=eps)
-        a, s = self._coefs(x, t, "alpha", "sigma")
-        return a * eps - s * (x - s * eps) / a
+        return v_from_eps_at(x, eps, *self._coefs(x, t, "alpha", "sigma"))
 
     def eps_from_v(self, x: torch.Tensor, v: torch.Tensor, t: Time) -> torch.Tensor:
         r""":math:`\varepsilon = (\alpha v + \sigma x)/(\alpha^2 + \sigma^2)`."""
         _same_shape(x=x, v=v)
-        a, s = self._coefs(x, t, "alpha", "sigma")
-        return (a * v + s * x) / (a * a + s * s)
+        return eps_from_v_at(x, v, *self._coefs(x, t, "alpha", "sigma"))
 
     def x0_from_v(self, x: torch.Tensor, v: torch.Tensor, t: Time) -> torch.Tensor:
         r""":math:`x_0 = (\alpha x - \sigma v)/(\alpha^2 + \sigma^2)`."""
         _same_shape(x=x, v=v)
-        a, s = self._coefs(x, t, "alpha", "sigma")
-        return (a * x - s * v) / (a * a + s * s)
+        return x0_from_v_at(x, v, *self._coefs(x, t, "alpha", "sigma"))
 
     def velocity_from_eps(self, x: torch.Tensor, eps: torch.Tensor, t: Time) -> torch.Tensor:
         r"""The probability-flow velocity in diffusion time, :math:`\mathrm{d}x/\mathrm{d}t = \dot\alpha\hat x_0 + \dot\sigma\hat\varepsilon
         = f x + (\dot\sigma - f\sigma)\hat\varepsilon`, :math:`f = \dot\alpha/\alpha`; equal to
         :math:`f x - \tfrac{g^2}{2}\nabla\log p_t` (:meth:`sde_drift` with ``lam_noise = 0``)."""
         _same_shape(x=x, eps=eps)
-        a, s, da, ds = self._coefs(x, t, "alpha", "sigma", "d_alpha", "d_sigma")
-        return da * (x - s * eps) / a + ds * eps
+        return velocity_from_eps_at(x, eps, *self._coefs(x, t, *_ALL))
 
     def eps_from_velocity(self, x: torch.Tensor, vel: torch.Tensor, t: Time) -> torch.Tensor:
         r""":math:`\varepsilon = (\alpha\,\dot x - \dot\alpha x)/(\alpha\dot\sigma - \dot\alpha\sigma)`, solving
         :math:`x = \alpha x_0 + \sigma\varepsilon`, :math:`\dot x = \dot\alpha x_0 + \dot\sigma\varepsilon`
         (defined where :math:`\alpha = 0` too, e.g. rectified flow at :math:`t = 1`)."""
         _same_shape(x=x, vel=vel)
-        a, s, da, ds = self._coefs(x, t, "alpha", "sigma", "d_alpha", "d_sigma")
-        return (a * vel - da * x) / (a * ds - da * s)
+        return eps_from_velocity_at(x, vel, *self._coefs(x, t, *_ALL))
 
     def x0_from_velocity(self, x: torch.Tensor, vel: torch.Tensor, t: Time) -> torch.Tensor:
         r""":math:`x_0 = (\dot\sigma x - \sigma\dot x)/(\alpha\dot\sigma - \dot\alpha\sigma)` (the same 2x2 system)."""
         _same_shape(x=x, vel=vel)
-        a, s, da, ds = self._coefs(x, t, "alpha", "sigma", "d_alpha", "d_sigma")
-        return (ds * x - s * vel) / (a * ds - da * s)
+        return x0_from_velocity_at(x, vel, *self._coefs(x, t, *_ALL))
 
     def velocity_from_x0(self, x: torch.Tensor, x0: torch.Tensor, t: Time) -> torch.Tensor:
         r""":math:`\dot x = \dot\alpha x_0 + \dot\sigma (x - \alpha x_0)/\sigma`."""
         _same_shape(x=x, x0=x0)
-        a, s, da, ds = self._coefs(x, t, "alpha", "sigma", "d_alpha", "d_sigma")
-        return da * x0 + ds * (x - a * x0) / s
+        return velocity_from_x0_at(x, x0, *self._coefs(x, t, *_ALL))
+
+    def score_from_x0(self, x: torch.Tensor, x0: torch.Tensor, t: Time) -> torch.Tensor:
+        r""":math:`\nabla_x\log\mathcal{N}(x; \alpha x_0, \sigma^2 I) = -(x - \alpha x_0)/\sigma^2`."""
+        _same_shape(x=x, x0=x0)
+        return score_from_x0_at(x, x0, *self._coefs(x, t, "alpha", "sigma"))
 
     def convert(self, pred: torch.Tensor, src: str, dst: str, x: torch.Tensor, t: Time) -> torch.Tensor:
         """Convert a prediction ``pred`` of kind ``src`` at ``(x, t)`` into kind ``dst``.
