@@ -341,7 +341,7 @@ pf_velocity = register(Identity(
     references=("song2021score", "lipman2024flowguide"),
     scope=Scope.GENERAL,
     code=("gencode.paths.GaussianPath.velocity_from_eps",),
-    display={"velocity": _add(_mul(F_T, x), -_mul(sp.Rational(1, 2), G2_T, SCORE_T))},
+    display={"velocity": _add(_mul(F_T, x), -_mul(_frac(G2_T, 2), SCORE_T))},
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -523,6 +523,7 @@ snr_clock = register(Identity(
     references=("kingma2021variational", "song2021ddim", "karras2022elucidating"),
     scope=Scope.GENERAL,
     code=("gencode.paths.GaussianPath.t_of_lam", "gencode.paths.GaussianPath.lam"),
+    display={"scaled": _add(x0, _mul(rho, eps)), "ode": _mul(rho_dot, eps_hat)},
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -643,8 +644,8 @@ def _ddim_residuals(claim: Claim) -> list[sp.Expr]:
                                                    sde.SCORE: -eps_hat / sig})
     em_mean = x - h * drift
     em_var = (lambda_family.claim["noise"].xreplace({lam: eta, G_T: sp.sqrt(beta_now)})) ** 2 * h
-    return [first(coef_x) - read(claim["x"]), first(coef_eps) - read(claim["eps"]), first(c2) - read(claim["var"]),
-            sp.diff(em_mean, x) - read(claim["x"]), sp.diff(em_mean, eps_hat) - read(claim["eps"]),
+    return [first(coef_x) - read(claim["x"]), first(coef_eps) + read(claim["eps"]), first(c2) - read(claim["var"]),
+            sp.diff(em_mean, x) - read(claim["x"]), sp.diff(em_mean, eps_hat) + read(claim["eps"]),
             em_var - read(claim["var"])]
 
 
@@ -652,11 +653,11 @@ ddim_eta = register(Identity(
     id="paths.ddim_eta",
     title="DDIM with parameter eta is the Euler-Maruyama step of the lambda family with lambda = eta",
     chapter="gaussian_paths",
-    claim={"x": 1 + beta_now * h / 2, "eps": -(1 + eta**2) * beta_now * h / (2 * SIGMA_NOW), "var": eta**2 * beta_now * h},
+    claim={"x": 1 + beta_now * h / 2, "eps": (1 + eta**2) * beta_now * h / (2 * SIGMA_NOW), "var": eta**2 * beta_now * h},
     check=Check("DDIM's mean coefficients and variance from t to t - h, series in h to first order with "
                 "log alphabar(t - h) = log alphabar(t) + beta h + R h^2; the Euler-Maruyama step of the registered "
                 "family (paths.lambda_family) with lambda = eta, f = -beta/2, g^2 = beta; cancel", _ddim_residuals),
-    template=(r"x_{t-h} = \Big($x\Big)x_t + \Big($eps\Big)\hat\epsilon + \sqrt{$var}\,z + O(h^2)"
+    template=(r"x_{t-h} = \Big($x\Big)x_t - $eps\,\hat\epsilon + \sqrt{$var}\,z + O(h^2)"
               r"\quad\text{for DDIM}(\eta)\ \text{and for Euler-Maruyama with}\ \lambda = \eta"),
     assumptions=("a VP path with any smooth schedule: alpha_t = sqrt(alphabar_t), sigma_t = sqrt(1 - alphabar_t), "
                  "beta(t) = -d log alphabar/dt; one step from t to s = t - h",
@@ -664,7 +665,7 @@ ddim_eta = register(Identity(
                  "c^2 = eta^2 (1 - alphabar_s)/(1 - alphabar_t) (1 - alphabar_t/alphabar_s)",
                  "mean coefficients and variance agree to first order in h, so the two schemes have the same limit"),
     mutants=(
-        Mutant("eta_ignored_in_mean", {"eps": -beta_now * h / (2 * SIGMA_NOW)},
+        Mutant("eta_ignored_in_mean", {"eps": beta_now * h / (2 * SIGMA_NOW)},
                r"The mean of the deterministic step kept while noise is added: the score term must grow by $1 + \eta^2$."),
         Mutant("variance_eta_not_squared", {"var": eta * beta_now * h}, r"Noise variance $\eta \beta h$."),
         Mutant("contraction_sign", {"x": 1 - beta_now * h / 2}, r"$1 - \beta h/2$: the forward contraction, not its reverse."),
@@ -672,7 +673,7 @@ ddim_eta = register(Identity(
     references=("song2021ddim", "song2021score", "karras2022elucidating"),
     scope=Scope.GENERAL,
     display={"x": _add(1, _frac(_mul(beta_now, h), 2)),
-             "eps": -_frac(_mul(_add(1, eta**2), beta_now, h), _mul(2, SIGMA_NOW)),
+             "eps": _frac(_mul(_add(1, eta**2), beta_now, h), _mul(2, SIGMA_NOW)),
              "var": _mul(eta**2, beta_now, h)},
 ))
 
@@ -680,7 +681,7 @@ ddim_eta = register(Identity(
 # 9. EDM's preconditioning from unit-variance input and target, for any data law of variance sigma_d^2.
 
 sg = sym("sigma", positive=True)
-sd = sym("sigma_data", positive=True)
+sd = TexSymbol("sigma_data", r"\sigma_{\mathrm{data}}", positive=True)
 mu_d = sym("mu", real=True)
 uvar, zvar, cvar = sym("u", real=True), sym("z", real=True), sym("c", real=True)
 
@@ -728,6 +729,6 @@ edm_preconditioning = register(Identity(
     references=("karras2022elucidating",),
     scope=Scope.GENERAL,
     code=("gencode.paths.edm_preconditioning",),
-    display={"c_in": _frac(1, sp.sqrt(_add(sg**2, sd**2))), "c_skip": _frac(sd**2, _add(sg**2, sd**2)),
+    display={"c_in": sp.Pow(sp.sqrt(_add(sg**2, sd**2)), -1, evaluate=False), "c_skip": _frac(sd**2, _add(sg**2, sd**2)),
              "c_out": _frac(_mul(sg, sd), sp.sqrt(_add(sg**2, sd**2)))},
 ))
