@@ -163,10 +163,10 @@ def _instance_row(key: str, path, t: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return tuple(out)
 
 
-@pytest.mark.validates("paths.instances")
 @pytest.mark.parametrize("key,path", [("linear", VPLinear(0.1, 20.0)), ("cosine", VPCosine(0.008)),
                                       ("subvp", SubVP(0.1, 20.0)), ("ve", VE(0.01, 50.0)),
                                       ("rf", RectifiedFlow()), ("edm", EDM(0.002, 80.0))])
+@pytest.mark.validates("paths.instances")
 def test_instance_table_matches_the_code(key: str, path) -> None:
     t = path.t_min + (path.t_max - path.t_min) * torch.linspace(0.05, 0.95, 7, dtype=torch.float64)
     alpha, sigma, f, g2 = _instance_row(key, path, t)
