@@ -186,8 +186,10 @@ CONVERSIONS: dict[str, dict[str, sp.Expr]] = {
 
 _MUTANTS: dict[str, tuple[Mutant, ...]] = {
     "eps": (
-        Mutant("x0_sign", {"x0": (x + s * eps_hat) / a}, r"$(x_t + \sigma_t\hat\epsilon)/\alpha_t$: the noise added, not removed."),
-        Mutant("x0_swapped", {"x0": (x - a * eps_hat) / s}, r"$(x_t - \alpha_t\hat\epsilon)/\sigma_t$: $\alpha_t$ and $\sigma_t$ swapped."),
+        Mutant("x0_sign", {"x0": (x + s * eps_hat) / a},
+               r"$(x_t + \sigma_t\hat\epsilon)/\alpha_t$: the noise added, not removed."),
+        Mutant("x0_swapped", {"x0": (x - a * eps_hat) / s},
+               r"$(x_t - \alpha_t\hat\epsilon)/\sigma_t$: $\alpha_t$ and $\sigma_t$ swapped."),
         Mutant("score_no_sigma", {"score": -eps_hat}, r"$\hat s = -\hat\epsilon$: the factor $1/\sigma_t$ missing."),
         Mutant("v_vp_only", {"v": (eps_hat - s * x) / a},
                r"$\hat v = (\hat\epsilon - \sigma_t x_t)/\alpha_t$: the VP form, which uses $\alpha_t^2 + \sigma_t^2 = 1$, "
@@ -197,29 +199,40 @@ _MUTANTS: dict[str, tuple[Mutant, ...]] = {
     ),
     "x0": (
         Mutant("eps_sign", {"eps": (x + a * x0_hat) / s}, "The data added instead of subtracted."),
-        Mutant("score_sigma", {"score": -(x - a * x0_hat) / s}, r"$-(x_t - \alpha_t\hat x_0)/\sigma_t$: $\sigma_t$ where $\sigma_t^2$ belongs."),
+        Mutant("score_sigma", {"score": -(x - a * x0_hat) / s},
+               r"$-(x_t - \alpha_t\hat x_0)/\sigma_t$: $\sigma_t$ where $\sigma_t^2$ belongs."),
         Mutant("v_sign", {"v": (a * x + _S2 * x0_hat) / s}, "The sign of the data term flipped."),
         Mutant("velocity_no_alpha", {"velocity": da * x0_hat + ds * (x - x0_hat) / s},
                r"$\hat\epsilon = (x_t - \hat x_0)/\sigma_t$: the scaling $\alpha_t$ of the data forgotten."),
     ),
     "score": (
-        Mutant("eps_sign", {"eps": s * s_hat}, r"$\hat\epsilon = \sigma_t \hat s$: the sign of Tweedie's formula lost."),
-        Mutant("x0_sigma", {"x0": (x + s * s_hat) / a}, r"$(x_t + \sigma_t\hat s)/\alpha_t$: $\sigma_t$ instead of $\sigma_t^2$."),
-        Mutant("v_vp_only", {"v": -s * (x + s_hat) / a}, r"The VP form ($\alpha_t^2 + \sigma_t^2 = 1$) used for any path."),
+        Mutant("eps_sign", {"eps": s * s_hat},
+               r"$\hat\epsilon = \sigma_t \hat s$: the sign of Tweedie's formula lost."),
+        Mutant("x0_sigma", {"x0": (x + s * s_hat) / a},
+               r"$(x_t + \sigma_t\hat s)/\alpha_t$: $\sigma_t$ instead of $\sigma_t^2$."),
+        Mutant("v_vp_only", {"v": -s * (x + s_hat) / a},
+               r"The VP form ($\alpha_t^2 + \sigma_t^2 = 1$) used for any path."),
         Mutant("velocity_sign", {"velocity": da * (x + s**2 * s_hat) / a + ds * s * s_hat},
                r"$+\dot\sigma_t\sigma_t\hat s$: the noise term with the wrong sign."),
     ),
     "v": (
         Mutant("eps_swapped", {"eps": (s * v_hat + a * x) / _S2}, r"$\alpha_t$ and $\sigma_t$ swapped."),
-        Mutant("x0_sign", {"x0": (a * x + s * v_hat) / _S2}, r"$(\alpha_t x_t + \sigma_t\hat v)/(\alpha_t^2 + \sigma_t^2)$: the sign of $\hat v$."),
-        Mutant("score_no_norm", {"score": -(a * v_hat + s * x) / s}, r"The factor $1/(\alpha_t^2 + \sigma_t^2)$ dropped (right on VP paths only)."),
-        Mutant("velocity_is_v", {"velocity": v_hat}, r"$\hat u = \hat v$: the $v$-prediction read as the velocity (true for no path with $\alpha_t, \sigma_t > 0$ in general)."),
+        Mutant("x0_sign", {"x0": (a * x + s * v_hat) / _S2},
+               r"$(\alpha_t x_t + \sigma_t\hat v)/(\alpha_t^2 + \sigma_t^2)$: the sign of $\hat v$."),
+        Mutant("score_no_norm", {"score": -(a * v_hat + s * x) / s},
+               r"The factor $1/(\alpha_t^2 + \sigma_t^2)$ dropped (right on VP paths only)."),
+        Mutant("velocity_is_v", {"velocity": v_hat},
+               r"$\hat u = \hat v$: the $v$-prediction read as the velocity; the two coincide only when "
+                r"$\dot\alpha_t = -\sigma_t$ and $\dot\sigma_t = \alpha_t$ (the path $\alpha_t = \cos t$, $\sigma_t = \sin t$)."),
     ),
     "velocity": (
-        Mutant("eps_det_sign", {"eps": (a * u_hat - da * x) / (da * s - a * ds)}, "The determinant with the wrong sign."),
-        Mutant("x0_swapped", {"x0": (da * x - a * u_hat) / _DET}, r"$\dot\alpha_t$, $\alpha_t$ in place of $\dot\sigma_t$, $\sigma_t$."),
+        Mutant("eps_det_sign", {"eps": (a * u_hat - da * x) / (da * s - a * ds)},
+               "The determinant with the wrong sign."),
+        Mutant("x0_swapped", {"x0": (da * x - a * u_hat) / _DET},
+               r"$\dot\alpha_t$, $\alpha_t$ in place of $\dot\sigma_t$, $\sigma_t$."),
         Mutant("score_no_sigma", {"score": -(a * u_hat - da * x) / _DET}, r"The factor $1/\sigma_t$ missing."),
-        Mutant("v_vp_only", {"v": u_hat / _DET}, r"$\hat v = \hat u/(\alpha_t\dot\sigma_t - \dot\alpha_t\sigma_t)$: the VP form, where $\alpha_t\dot\alpha_t + \sigma_t\dot\sigma_t = 0$, used for any path."),
+        Mutant("v_vp_only", {"v": u_hat / _DET},
+               r"$\hat v = \hat u/(\alpha_t\dot\sigma_t - \dot\alpha_t\sigma_t)$: the VP form, where $\alpha_t\dot\alpha_t + \sigma_t\dot\sigma_t = 0$, used for any path."),
     ),
 }
 
@@ -298,7 +311,8 @@ sde_coefficients = register(Identity(
                  "e.g. from the data (alpha = 1, sigma = 0) at t = 0",
                  "g^2 >= 0 is needed for the SDE to exist: sigma/alpha must be non-decreasing"),
     mutants=(
-        Mutant("ve_formula", {"g2": 2 * s * ds}, r"$g^2 = \mathrm{d}\sigma_t^2/\mathrm{d}t$, the VE formula, for any path: "
+        Mutant("ve_formula", {"g2": 2 * s * ds},
+               r"$g^2 = \mathrm{d}\sigma_t^2/\mathrm{d}t$, the VE formula, for any path: "
                r"the drift's contraction of the variance is not compensated."),
         Mutant("f_swapped", {"f": ds / s}, r"$f = \dot\sigma_t/\sigma_t$: the noise's growth rate read as the drift."),
         Mutant("g2_half", {"g2": s * ds - F_T * s**2}, r"$g^2$ without its factor 2."),
@@ -515,10 +529,12 @@ snr_clock = register(Identity(
                  "the law of (x_0, y) depends on the path only through rho (y = x_0 + rho eps), so "
                  "E[eps | x_t] = E[eps | y] is one function eps*(y, rho) for all paths: dy/drho = eps*(y, rho)"),
     mutants=(
-        Mutant("scaled_inverse", {"scaled": x0 + eps / rho}, r"$x_0 + \epsilon/\rho_t$: the SNR where its inverse belongs."),
+        Mutant("scaled_inverse", {"scaled": x0 + eps / rho},
+               r"$x_0 + \epsilon/\rho_t$: the SNR where its inverse belongs."),
         Mutant("ode_without_alpha_dot", {"ode": ds / a * eps_hat},
                r"$\dot\sigma_t\hat\epsilon/\alpha_t$: the change of $\alpha_t$ along the path forgotten."),
-        Mutant("ode_in_data", {"ode": rho_dot * x0_hat}, r"$\dot\rho_t \hat x_0$: the predicted data instead of the noise."),
+        Mutant("ode_in_data", {"ode": rho_dot * x0_hat},
+               r"$\dot\rho_t \hat x_0$: the predicted data instead of the noise."),
     ),
     references=("kingma2021variational", "song2021ddim", "karras2022elucidating"),
     scope=Scope.GENERAL,
@@ -560,7 +576,8 @@ loss_weights = register(Identity(
                  "SNR_t = alpha_t^2/sigma_t^2; any path; the norms are sums over coordinates of the same identity"),
     mutants=(
         Mutant("eps_inverse", {"eps": 1 / SNR}, r"$w_\epsilon = 1/\mathrm{SNR}_t$: the weight inverted."),
-        Mutant("v_vp_only", {"v": 1 + SNR}, r"$w_v = 1 + \mathrm{SNR}_t$: right on VP paths ($\sigma_t^2 = 1/(1 + \mathrm{SNR}_t)$), not in general."),
+        Mutant("v_vp_only", {"v": 1 + SNR},
+               r"$w_v = 1 + \mathrm{SNR}_t$: right on VP paths ($\sigma_t^2 = 1/(1 + \mathrm{SNR}_t)$), not in general."),
         Mutant("score_as_eps", {"score": SNR}, r"$w_s = \mathrm{SNR}_t$: the factor $1/\sigma_t^2$ of the score lost."),
         Mutant("velocity_no_alpha", {"velocity": (ds / s - da / a) ** 2}, r"$w_u$ without the factor $\alpha_t^2$."),
     ),
@@ -637,7 +654,8 @@ def _ddim_residuals(claim: Claim) -> list[sp.Expr]:
     c2 = eta**2 * (1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)
     x0h = (x - sig * eps_hat) / A_t
     mean = sp.sqrt(ab_s) * x0h + sp.sqrt(1 - ab_s - c2) * eps_hat
-    first = lambda e: sp.series(e, h, 0, 2).removeO()  # noqa: E731
+    # first-order Taylor polynomial in h (every piece is smooth at h = 0)
+    first = lambda e: e.xreplace({h: 0}) + h * sp.diff(e, h).xreplace({h: 0})  # noqa: E731
     coef_x, coef_eps = sp.diff(mean, x), sp.diff(mean, eps_hat)
     read = lambda e: e.xreplace({SIGMA_NOW: sig})  # noqa: E731
     drift = lambda_family.claim["drift"].xreplace({lam: eta, sde.F: -beta_now * x / 2, sde.G2: beta_now,
@@ -655,7 +673,7 @@ ddim_eta = register(Identity(
     chapter="gaussian_paths",
     claim={"x": 1 + beta_now * h / 2, "eps": (1 + eta**2) * beta_now * h / (2 * SIGMA_NOW), "var": eta**2 * beta_now * h},
     check=Check("DDIM's mean coefficients and variance from t to t - h, series in h to first order with "
-                "log alphabar(t - h) = log alphabar(t) + beta h + R h^2; the Euler-Maruyama step of the registered "
+                "log alphabar(t - h) = log alphabar(t) + beta h + R h^2 (value and h-derivative at h = 0); the Euler-Maruyama step of the registered "
                 "family (paths.lambda_family) with lambda = eta, f = -beta/2, g^2 = beta; cancel", _ddim_residuals),
     template=(r"x_{t-h} = \Big($x\Big)x_t - $eps\,\hat\epsilon + \sqrt{$var}\,z + O(h^2)"
               r"\quad\text{for DDIM}(\eta)\ \text{and for Euler-Maruyama with}\ \lambda = \eta"),
@@ -668,7 +686,8 @@ ddim_eta = register(Identity(
         Mutant("eta_ignored_in_mean", {"eps": beta_now * h / (2 * SIGMA_NOW)},
                r"The mean of the deterministic step kept while noise is added: the score term must grow by $1 + \eta^2$."),
         Mutant("variance_eta_not_squared", {"var": eta * beta_now * h}, r"Noise variance $\eta \beta h$."),
-        Mutant("contraction_sign", {"x": 1 - beta_now * h / 2}, r"$1 - \beta h/2$: the forward contraction, not its reverse."),
+        Mutant("contraction_sign", {"x": 1 - beta_now * h / 2},
+               r"$1 - \beta h/2$: the forward contraction, not its reverse."),
     ),
     references=("song2021ddim", "song2021score", "karras2022elucidating"),
     scope=Scope.GENERAL,
@@ -723,7 +742,8 @@ edm_preconditioning = register(Identity(
                  "the amplification of the network's error); c_out: unit-variance training target (x_0 - c_skip x)/c_out"),
     mutants=(
         Mutant("c_in_no_sqrt", {"c_in": 1 / (sg**2 + sd**2)}, r"$c_{\mathrm{in}}$ without the square root."),
-        Mutant("c_skip_swapped", {"c_skip": sg**2 / (sg**2 + sd**2)}, r"$\sigma^2$ and $\sigma_{\mathrm{data}}^2$ swapped in $c_{\mathrm{skip}}$."),
+        Mutant("c_skip_swapped", {"c_skip": sg**2 / (sg**2 + sd**2)},
+               r"$\sigma^2$ and $\sigma_{\mathrm{data}}^2$ swapped in $c_{\mathrm{skip}}$."),
         Mutant("c_out_no_sqrt", {"c_out": sg * sd / (sg**2 + sd**2)}, r"$c_{\mathrm{out}}$ without the square root."),
     ),
     references=("karras2022elucidating",),
