@@ -691,6 +691,7 @@ ddim_eta = register(Identity(
     ),
     references=("song2021ddim", "song2021score", "karras2022elucidating"),
     scope=Scope.GENERAL,
+    code=("gencode.probability_flow.ddim_sigma",),
     display={"x": _add(1, _frac(_mul(beta_now, h), 2)),
              "eps": _frac(_mul(_add(1, eta**2), beta_now, h), _mul(2, SIGMA_NOW)),
              "var": _mul(eta**2, beta_now, h)},
