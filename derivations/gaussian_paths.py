@@ -491,6 +491,8 @@ flow_time = register(Identity(
     mutants=(
         Mutant("no_sign_change", {"velocity": ALPHA_PRIME * x0 + SIGMA_PRIME * eps},
                "The diffusion-time velocity reused in flow time without the minus sign."),
+        Mutant("sign_on_noise_only", {"velocity": -ALPHA_PRIME * x0 + SIGMA_PRIME * eps},
+               "The chain rule applied to the data coefficient only: the noise term keeps its diffusion-time sign."),
     ),
     references=("lipman2024flowguide", "lipman2023flow"),
     scope=Scope.GENERAL,
