@@ -460,7 +460,7 @@ instances = register(Identity(
 # ---------------------------------------------------------------------------------------------
 # 5. The flow-matching convention: u = 1 - t.
 
-uu = sym("u", (0, 1), positive=True)
+uu = sym("u_fm", (0, 1), positive=True)   # flow time (a name of its own: sym() records domains per symbol)
 ALPHA_PRIME = TexSymbol("alpha_prime", r"\dot\alpha(1 - u)", real=True)
 SIGMA_PRIME = TexSymbol("sigma_prime", r"\dot\sigma(1 - u)", real=True)
 
