@@ -33,9 +33,9 @@ import torch
 
 from .diffusion import NoiseSchedule
 from .oracle import MixtureOracle
-from .paths import VE, GaussianPath, VPLinear
+from .paths import VE, GaussianPath, SubVP, VPLinear
 
-__all__ = ["SDE", "PathSDE", "SDESample", "VESDE", "VPSDE", "euler_maruyama", "euler_maruyama_moments", "langevin_corrector",
+__all__ = ["SDE", "PathSDE", "SDESample", "SubVPSDE", "VESDE", "VPSDE", "euler_maruyama", "euler_maruyama_moments", "langevin_corrector",
            "oracle_score",
            "predictor_corrector_sample", "reverse_sde_sample"]
 
@@ -214,6 +214,31 @@ class VESDE(PathSDE):
 
     def prior_std(self) -> float:
         return math.sqrt(self.sigma_max**2 - self.sigma_min**2)
+
+
+class SubVPSDE(PathSDE):
+    r"""The sub-VP SDE :math:`\mathrm{d}x = -\tfrac12\beta(t) x\,\mathrm{d}t + \sqrt{\beta(t)(1 - e^{-2B(t)})}\,\mathrm{d}W`
+    (Song et al. 2021, eq. 29), with :math:`\beta, B` as in :class:`VPSDE`: its kernel
+    :math:`\mathcal{N}(e^{-B/2} x_0, (1 - e^{-B})^2 I)` (the path :class:`gencode.paths.SubVP`) has a variance below
+    the VP one at every :math:`t`; the prior is :math:`\mathcal{N}(0, I)`.
+
+    Args:
+        beta_min, beta_max: :math:`0 < \beta_{\min} \le \beta_{\max}`.
+        T: final time.
+
+    Example:
+        >>> float(SubVPSDE().marginal_std(0.0))
+        0.0
+    """
+
+    path: SubVP
+
+    def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0, T: float = 1.0) -> None:
+        super().__init__(SubVP(beta_min, beta_max, T))
+        self.beta_min, self.beta_max = self.path.beta_min, self.path.beta_max
+
+    def prior_std(self) -> float:
+        return 1.0
 
 
 def oracle_score(oracle: MixtureOracle, sde: SDE) -> ScoreFn:
