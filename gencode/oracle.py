@@ -29,6 +29,7 @@ import math
 import torch
 
 from .distributions import GaussianMixture
+from .paths import eps_from_score_at, velocity_from_eps_at, x0_from_eps_at
 
 __all__ = ["MixtureOracle"]
 
@@ -88,14 +89,14 @@ class MixtureOracle:
         s = _scalar("noise_std", noise_std)
         if s <= 0:
             raise ValueError(f"noise_std must be > 0 for the noise predictor, got {s}")
-        return -s * self.score(x, scale, s)
+        return eps_from_score_at(self.score(x, scale, s), s)
 
     def denoise(self, x: torch.Tensor, scale: float | torch.Tensor, noise_std: float | torch.Tensor) -> torch.Tensor:
         r"""The optimal denoiser (Tweedie's formula) :math:`\mathbb{E}[x_0 \mid x] = (x + s^2 \nabla \log p_{a,s}(x)) / a`."""
         a, s = _scalar("scale", scale), _scalar("noise_std", noise_std)
         if a == 0:
             raise ValueError("scale must be non-zero for the denoiser (x carries no signal at a = 0)")
-        return (x + s**2 * self.score(x, a, s)) / a
+        return x0_from_eps_at(x, self.noise(x, a, s), a, s)
 
     def velocity(
         self,
@@ -121,5 +122,4 @@ class MixtureOracle:
             return (da / a) * x
         if a == 0:
             return da * data.mean + (ds / s) * x
-        score = self.score(x, a, s)
-        return da * (x + s**2 * score) / a - ds * s * score
+        return velocity_from_eps_at(x, self.noise(x, a, s), a, s, da, ds)
