@@ -329,7 +329,9 @@ def _binomial_marginal_residuals(claim: Claim) -> list[sp.Expr]:
         step_rhs = sum(binomial_kernel(1, y, beta_seq[t_sym + 1]) * bernoulli(y, hyp) for y in BITS)
         lhs = at(t_sym + 1).xreplace({_abar(t_sym + 1): P * (1 - beta_seq[t_sym + 1])})
         out += [base.xreplace({xb0: x0v}), (lhs - step_rhs).xreplace({xb0: x0v})]
-    return out
+    # witnesses need rates in (0, 1]: plain symbols with that domain for the two rates that appear
+    rates = {beta_seq[1]: sym("beta_1", (0, 1), positive=True), beta_seq[t_sym + 1]: sym("beta_t+1", (0, 1), positive=True)}
+    return [r.xreplace(rates) for r in out]
 
 
 binomial_marginal = register(Identity(
