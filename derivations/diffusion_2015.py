@@ -361,6 +361,9 @@ binomial_marginal = register(Identity(
     references=REFERENCES,
     code=("gencode.binomial_diffusion.BinomialDiffusion.q_prob",
           "gencode.binomial_diffusion.BinomialDiffusion.q_step"),
+    display={"p": sp.Add(sp.Mul(xb0, abar_t, evaluate=False),
+                         sp.Mul(sp.Add(1, -abar_t, evaluate=False), sp.Pow(2, -1, evaluate=False), evaluate=False),
+                         evaluate=False)},
 ))
 
 spin_t, spin_0 = sym("s_t", real=True), sym("s_0", real=True)  # s = 2 x - 1 in {-1, +1}

@@ -407,8 +407,8 @@ __all__ = ["ForAnyFunction", "MatrixCalculus", "UnderIntegral", "discrete_varian
 # symbols P, Q > 0 stand for the values of *any* two densities at any point, and h = 1/(1 + e^{-G}) for
 # any logit G (any classifier with values in (0, 1)).
 
-P_d = sym("P", positive=True)            # p(u), the data density at a point
-Q_n = sym("Q", positive=True)            # q(u), the noise density at the same point
+P_d = sym("p(u)", positive=True)         # p(u), the data density at a point
+Q_n = sym("q(u)", positive=True)         # q(u), the noise density at the same point
 nu = sym("nu", positive=True)            # noise samples per data sample
 G_logit = sym("G", real=True)            # the logit of an arbitrary classifier at u
 _h_any = 1 / (1 + sp.exp(-G_logit))      # any classifier value in (0, 1)
@@ -454,6 +454,8 @@ nce_classifier = register(Identity(
     ),
     references=("gutmann2010noise",),
     code=("gencode.ebm.nce_loss",),
+    display={"h": sp.Mul(P_d, sp.Pow(sp.Add(P_d, sp.Mul(nu, Q_n, evaluate=False), evaluate=False), -1,
+                                     evaluate=False), evaluate=False)},
 ))
 
 # At the optimum the classifier is h = sigmoid(log p_theta(u) - log(nu q(u))) = h*: since the sigmoid is
