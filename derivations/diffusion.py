@@ -26,6 +26,9 @@ The model built on it (section 3 of the paper) adds seven more:
 10. ``ddpm.reverse.variance_extremes``: the reverse variance is ``beta_t`` for N(0, I) data and
     ``beta_tilde_t`` for a point;
 11. ``ddpm.schedule.cosine``: the cosine schedule's signal-to-noise ratio is ``cot^2``.
+12. ``ddpm.schedule.log_bounds``: ``beta <= -log(1 - beta) <= beta / (1 - b)`` for ``0 < beta <= b < 1``;
+13. ``ddpm.schedule.forgetting``: hence ``exp(-sum beta_t / (1 - b)) <= alphabar_T <= exp(-sum beta_t)`` for
+    every ``T``: the chain forgets its data iff ``sum_t beta_t = infinity``.
 
 Every covariance is a multiple of the identity, so each coordinate evolves independently and the
 one-dimensional statements below are the full statements, coordinate by coordinate.

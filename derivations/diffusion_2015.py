@@ -14,6 +14,10 @@ the lower bound ``K`` that is trained.  Three statements are checked here, in th
 3. ``dpm2015.bound``: ``K`` rewritten with posteriors and conditional entropies (the paper's
    equation 14), exact for data with ``E[x_0^2] = 1`` (the forward process then keeps the second
    moment at 1, so the cross-entropy of ``pi`` is the same at every step).
+
+Binomial diffusion of bits (the paper's appendix B.2) adds three more, each general:
+``dpm2015.binomial.marginal`` (the t-step marginal, by induction on t), ``dpm2015.binomial.posterior``
+(Bayes' rule, by enumerating the bits) and ``dpm2015.binomial.stationary`` (the fair coin).
 """
 
 from __future__ import annotations

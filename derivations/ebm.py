@@ -1,7 +1,7 @@
 r"""Energy-based models and Langevin dynamics (the chapter ``book/ebm.md``).
 
 An energy-based model is a Boltzmann density ``p(x) = exp(-E(x)) / Z`` with an intractable
-normaliser ``Z``.  Five results are registered, each for every energy, density or dimension the
+normaliser ``Z``.  Seven results are registered, each for every energy, density or dimension the
 page allows:
 
 1. ``ebm.score``: ``grad log p = -grad E`` for *any* energy; the partition function drops out;
@@ -14,6 +14,10 @@ page allows:
    ``s^2 / (1 - eta / (4 s^2))``, not ``s^2``: the O(eta) bias of the unadjusted algorithm, exactly;
 5. ``ebm.likelihood_gradient``: ``grad_theta log Z = -E_p[grad_theta E]``, hence the
    negative log-likelihood gradient ``grad_theta E(x) - E_p[grad_theta E]``, for any energy.
+6. ``ebm.nce.classifier``: the noise-contrastive logistic loss is minimised by ``h* = p / (p + nu q)``,
+   for any data and noise densities (a pointwise inequality with a LogGap certificate);
+7. ``ebm.nce.optimum``: the model's classifier reaches ``h*`` iff ``log p_theta = log p``, and its learned
+   constant is then ``log Z_theta``.
 
 "For any density" statements are proved with undefined SymPy functions.  Undefined functions
 cannot be evaluated, so a wrong variant is refuted by substituting concrete functions (a few
