@@ -26,6 +26,9 @@ The model built on it (section 3 of the paper) adds seven more:
 10. ``ddpm.reverse.variance_extremes``: the reverse variance is ``beta_t`` for N(0, I) data and
     ``beta_tilde_t`` for a point;
 11. ``ddpm.schedule.cosine``: the cosine schedule's signal-to-noise ratio is ``cot^2``.
+12. ``ddpm.schedule.log_bounds``: ``beta <= -log(1 - beta) <= beta / (1 - b)`` for ``0 < beta <= b < 1``;
+13. ``ddpm.schedule.forgetting``: hence ``exp(-sum beta_t / (1 - b)) <= alphabar_T <= exp(-sum beta_t)`` for
+    every ``T``: the chain forgets its data iff ``sum_t beta_t = infinity``.
 
 Every covariance is a multiple of the identity, so each coordinate evolves independently and the
 one-dimensional statements below are the full statements, coordinate by coordinate.
@@ -929,4 +932,163 @@ cosine = register(Identity(
     ),
     references=("nichol2021improved",),
     code=("gencode.diffusion.cosine_beta_schedule",),
+))
+
+# ---------------------------------------------------------------------------------------------
+# 12. When does the chain forget the data?  alphabar_T -> 0 iff sum_t beta_t = infinity.
+#
+# Two elementary bounds on -log(1 - beta) for 0 < beta <= b < 1 sandwich -log alphabar_T between two
+# multiples of sum_t beta_t.  Both are checked with certificates built from LogGap(u) = u - 1 - log u:
+#   -log(1 - beta) - beta            = LogGap(1 - beta),
+#   beta / (1 - b) + log(1 - beta)   = LogGap(1 / (1 - beta)) + beta (b - beta) / ((1 - b)(1 - beta)).
+# So that SymPy sees every factor positive, the rates are written with free positive symbols:
+# beta = r / (1 + r) (any beta in (0, 1)) and b = (r + s) / (1 + r + s) (any b in (beta, 1)) for one
+# step; b = 1 / (1 + c) and beta_t = b / (1 + rho_t) (every beta_t in (0, b)) for the sums.
+
+from .core import LogGap, NonNegative, expand_known, split_logs  # noqa: E402
+from .indexed_sums import NonNegativeForEverySize, at_sizes  # noqa: E402
+
+b_max = sym("b", UNIT, positive=True)      # the largest rate, b < 1
+r_ = sym("r", positive=True)               # beta / (1 - beta)
+s_gap = sym("s", positive=True)            # b / (1 - b) - beta / (1 - beta) > 0
+ONE_STEP = {beta_t: r_ / (1 + r_), b_max: (r_ + s_gap) / (1 + r_ + s_gap)}
+
+
+def _log_prepare(e: sp.Expr) -> sp.Expr:
+    return split_logs(sp.expand(e))
+
+
+@dataclass(frozen=True)
+class AllOf(Check):
+    """Several inequalities, each checked by its own :class:`NonNegative` (difference and certificate).
+
+    Proved when every part is proved; refuted when some part is refuted (its witness, named by the
+    part); inconclusive otherwise.
+    """
+
+    parts: tuple[tuple[str, Check], ...] = ()
+
+    def __call__(self, claim: Claim, seed: int = 0) -> Verdict:
+        verdicts = [(name, chk(claim, seed)) for name, chk in self.parts]
+        for name, v in verdicts:
+            if v.status is Status.REFUTED:
+                return Verdict(Status.REFUTED, self.method, v.residual, {"part": name} | (v.witness or {}))
+        bad = [(name, v) for name, v in verdicts if v.status is not Status.PROVED]
+        if bad:
+            return Verdict(Status.INCONCLUSIVE, self.method, f"{bad[0][0]}: {bad[0][1].residual}")
+        return Verdict(Status.PROVED, self.method + "; difference = certificate >= 0")
+
+
+log_bounds = register(Identity(
+    id="ddpm.schedule.log_bounds",
+    title=r"Two bounds on $-\log(1 - \beta)$ for $0 < \beta \le b < 1$",
+    chapter="ddpm",
+    scope=Scope.GENERAL,
+    claim={"lower": beta_t, "upper": beta_t / (1 - b_max)},
+    check=AllOf(
+        "both differences equal certificates built from LogGap(u) = u - 1 - log u >= 0: "
+        "-log(1 - beta) - beta = g(1 - beta) and beta/(1 - b) + log(1 - beta) = g(1/(1 - beta)) + "
+        "beta (b - beta)/((1 - b)(1 - beta)); beta = r/(1 + r), b = (r + s)/(1 + r + s) with r, s > 0 "
+        "(every 0 < beta < b < 1); logs split; cancel",
+        lambda c: [],
+        parts=(
+            ("lower", NonNegative("-log(1 - beta) - lower = g(1 - beta)",
+                                  lambda c: [-sp.log(1 - beta_t) - c["lower"]],
+                                  certificate=lambda c: LogGap(1 / (1 + r_)),
+                                  definitions=ONE_STEP, prepare=_log_prepare)),
+            ("upper", NonNegative("upper + log(1 - beta) = g(1/(1 - beta)) + beta (b - beta)/((1 - b)(1 - beta))",
+                                  lambda c: [c["upper"] + sp.log(1 - beta_t)],
+                                  certificate=lambda c: LogGap(1 + r_) + r_ * s_gap / (1 + r_),
+                                  definitions=ONE_STEP, prepare=_log_prepare)),
+        ),
+    ),
+    template=(r"$lower \;\le\; -\log(1 - \beta_t) \;\le\; $upper"
+              r", \qquad 0 < \beta_t \le b < 1"),
+    assumptions=("0 < beta_t <= b < 1 (beta_t = b is the limit s -> 0 of the strict case, both sides continuous)",
+                 "LogGap(u) = u - 1 - log u >= 0 for u > 0 (log u <= u - 1)"),
+    mutants=(
+        Mutant("lower_too_high", {"lower": beta_t / (1 - beta_t)},
+               r"The lower bound $\beta/(1 - \beta)$: that is an upper bound on $-\log(1 - \beta)$."),
+        Mutant("lower_second_order", {"lower": beta_t + beta_t**2},
+               r"$\beta + \beta^2$ as lower bound: the Taylor series has $\beta^2/2$."),
+        Mutant("upper_no_slack", {"upper": beta_t},
+               r"$-\log(1 - \beta) \le \beta$: the inequality turned round."),
+        Mutant("upper_half_b", {"upper": beta_t / (1 - b_max / 2)},
+               r"The upper bound with $1 - b/2$ in the denominator (false when $\beta$ is near $b$)."),
+    ),
+    references=("ho2020denoising",),
+))
+
+# The same bounds summed over the T steps, for every T (indexed sums with a symbolic bound).
+beta_idx = sp.IndexedBase(sym("beta", UNIT, positive=True))
+rho = sp.IndexedBase(sym("rho", positive=True))
+c_slack = sym("c", positive=True)                 # b = 1 / (1 + c)
+_one_minus_beta = (c_slack + rho[t_] + c_slack * rho[t_]) / ((1 + c_slack) * (1 + rho[t_]))  # 1 - beta_t > 0
+SUMS = {b_max: 1 / (1 + c_slack)}
+_neg_log_abar = -sp.Sum(sp.log(1 - beta_idx[t_]), (t_, 1, T_))  # -log alphabar_T = -sum_t log(1 - beta_t)
+
+
+def _rates(e: sp.Expr) -> sp.Expr:
+    """beta_t = b / (1 + rho_t) with rho_t > 0 (every beta_t in (0, b)), inside the sums."""
+    return sp.sympify(e).xreplace({beta_idx[t_]: b_max / (1 + rho[t_])}).xreplace(SUMS)
+
+
+def _merge_sums(e: sp.Expr) -> sp.Expr:
+    """Every term ``c * Sum(f, (t, 1, T))`` (c free of t) gathered into one sum whose body is normalised
+    (logs split, one denominator, ``cancel``): linearity of finite sums with the same range."""
+    body, rest = sp.Integer(0), sp.Integer(0)
+    for term in sp.Add.make_args(sp.expand(e)):
+        sums = [f for f in sp.Mul.make_args(term) if isinstance(f, sp.Sum) and f.limits == ((t_, 1, T_),)]
+        if len(sums) == 1:
+            body += (term / sums[0]) * sums[0].function
+        else:
+            rest += term
+    body = sp.cancel(sp.together(split_logs(sp.expand(body))))
+    return sp.Sum(body, (t_, 1, T_)) + rest if body != 0 else rest
+
+
+def _sum_part(name: str, difference, certificate) -> NonNegativeForEverySize:
+    return NonNegativeForEverySize(
+        name, lambda c: [_rates(difference(c))], certificate=lambda c: certificate,
+        prepare=lambda e: _merge_sums(expand_known(e)), instances=(at_sizes({T_: 2}), at_sizes({T_: 3})))
+
+
+forgetting = register(Identity(
+    id="ddpm.schedule.forgetting",
+    title=r"$\bar\alpha_T$ between $e^{-\sum_t \beta_t/(1 - b)}$ and $e^{-\sum_t \beta_t}$",
+    chapter="ddpm",
+    scope=Scope.GENERAL,
+    claim={"lower": sp.Sum(beta_idx[t_], (t_, 1, T_)),
+           "upper": sp.Sum(beta_idx[t_], (t_, 1, T_)) / (1 - b_max)},
+    check=AllOf(
+        "every T: -log alphabar_T = -sum_t log(1 - beta_t); each difference equals a sum over t of the "
+        "one-step certificates (LogGap terms and a product of positives); beta_t = b/(1 + rho_t), "
+        "b = 1/(1 + c), rho_t, c > 0; sums in normal form; cancel; mutants refuted at T = 2 or 3",
+        lambda c: [],
+        parts=(
+            ("lower", _sum_part("-log alphabar_T - lower = sum_t g(1 - beta_t)",
+                                lambda c: _neg_log_abar - c["lower"],
+                                sp.Sum(LogGap(_one_minus_beta), (t_, 1, T_)))),
+            ("upper", _sum_part("upper + log alphabar_T = sum_t [g(1/(1 - beta_t)) + beta_t (b - beta_t)/((1 - b)(1 - beta_t))]",
+                                lambda c: c["upper"] - _neg_log_abar,
+                                sp.Sum(LogGap(1 / _one_minus_beta)
+                                       + (1 / (1 + rho[t_])) * (rho[t_] / (1 + rho[t_])) * (1 + c_slack)
+                                       / (c_slack * _one_minus_beta) / (1 + c_slack) ** 2, (t_, 1, T_)))),
+        ),
+    ),
+    template=(r"$lower \le -\log \bar\alpha_T \le $upper \quad\Longleftrightarrow\quad "
+              r"e^{-$upper} \le \bar\alpha_T \le e^{-$lower}, \qquad \bar\alpha_T = \prod_{t=1}^{T}(1 - \beta_t)"),
+    assumptions=("0 < beta_t <= b < 1 for every t; every T (sums with a symbolic number of terms)",
+                 "the exponential form follows because exp is increasing"),
+    mutants=(
+        Mutant("lower_with_slack", {"lower": sp.Sum(beta_idx[t_], (t_, 1, T_)) / (1 - b_max)},
+               r"The upper bound's $\sum_t \beta_t / (1 - b)$ claimed as a lower bound."),
+        Mutant("upper_no_slack", {"upper": sp.Sum(beta_idx[t_], (t_, 1, T_))},
+               r"$-\log\bar\alpha_T \le \sum_t \beta_t$: the lower bound claimed as an upper bound."),
+        Mutant("upper_times", {"upper": sp.Sum(beta_idx[t_], (t_, 1, T_)) * (1 - b_max)},
+               r"The factor $1 - b$ multiplied instead of divided."),
+    ),
+    references=("ho2020denoising",),
+    display={"upper": sp.Mul(sp.Pow(1 - b_max, -1, evaluate=False), sp.Sum(beta_idx[t_], (t_, 1, T_)),
+                             evaluate=False)},
 ))

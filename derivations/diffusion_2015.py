@@ -14,6 +14,10 @@ the lower bound ``K`` that is trained.  Three statements are checked here, in th
 3. ``dpm2015.bound``: ``K`` rewritten with posteriors and conditional entropies (the paper's
    equation 14), exact for data with ``E[x_0^2] = 1`` (the forward process then keeps the second
    moment at 1, so the cross-entropy of ``pi`` is the same at every step).
+
+Binomial diffusion of bits (the paper's appendix B.2) adds three more, each general:
+``dpm2015.binomial.marginal`` (the t-step marginal, by induction on t), ``dpm2015.binomial.posterior``
+(Bayes' rule, by enumerating the bits) and ``dpm2015.binomial.stationary`` (the fair coin).
 """
 
 from __future__ import annotations
@@ -281,6 +285,164 @@ bound = register(Identity(
                r"The prior's entropy added: $\mathbb{E}_q \log \pi(x_T)$ is minus a cross-entropy."),
         Mutant("prior_entropy_dropped", {"K": -sp.Sum(D[t_], (t_, 2, T_)) + sp.Sum(H[t_] - H[t_ - 1], (t_, 2, T_))},
                r"The prior's entropy dropped, as if $\mathbb{E}_q \log \pi(x_T)$ vanished."),
+    ),
+    references=REFERENCES,
+))
+
+# ---------------------------------------------------------------------------------------------
+# 4. Binomial diffusion of bits (the paper's second family): the kernel flips a fair coin with
+# probability beta_t, q(x_t = 1 | x_{t-1}) = x_{t-1} (1 - beta_t) + beta_t / 2.  Statements about bits
+# are checked by enumerating the bits (a finite state space: exhaustive, hence general), and "for every
+# t" by induction on t with alphabar_t = prod_{s <= t} (1 - beta_s) written as a product with a symbolic
+# upper limit (base t = 1; step t -> t + 1 with the last factor peeled off).
+
+xb0, xbt, xbp = sym("x_0", real=True), sym("x_t", real=True), sym("x_t-1", real=True)  # bits
+bt = sym("beta_t", (0, 1), positive=True)
+g_prev = sym("alphabar_t-1", (0, 1), positive=True)
+s_idx = sp.Symbol("s", integer=True, positive=True)
+t_sym = sp.Symbol("t", integer=True, positive=True)
+beta_seq = sp.IndexedBase(sym("beta", (0, 1), positive=True))
+abar_t = sym("alphabar_t", (0, 1), positive=True)
+abar_T = sym("alphabar_T", (0, 1), positive=True)
+BITS = (0, 1)
+
+
+def bernoulli(x: sp.Expr, p: sp.Expr) -> sp.Expr:
+    """``Bernoulli(x; p)`` for a bit ``x``: ``p`` at 1 and ``1 - p`` at 0 (exact on {0, 1})."""
+    return x * p + (1 - x) * (1 - p)
+
+
+def binomial_kernel(x: sp.Expr, x_prev: sp.Expr, beta: sp.Expr) -> sp.Expr:
+    """``q(x_t | x_{t-1}) = Bernoulli(x_t; x_{t-1} (1 - beta_t) + beta_t / 2)``."""
+    return bernoulli(x, x_prev * (1 - beta) + beta / 2)
+
+
+def _abar(upper: sp.Expr) -> sp.Expr:
+    return sp.Product(1 - beta_seq[s_idx], (s_idx, 1, upper))
+
+
+def _binomial_marginal_residuals(claim: Claim) -> list[sp.Expr]:
+    """For x_0 in {0, 1}: base t = 1 and step t -> t + 1 of q(x_t = 1 | x_0) = claim, by the
+    Chapman-Kolmogorov sum over the bit x_t; the product up to t is one generator P."""
+    P = sym("P", (0, 1), positive=True)  # prod_{s <= t} (1 - beta_s)
+    at = lambda upper: claim["p"].xreplace({abar_t: _abar(upper)})  # noqa: E731
+    out = []
+    for x0v in BITS:
+        base = at(1).doit() - binomial_kernel(1, x0v, beta_seq[1])
+        hyp = at(t_sym).xreplace({_abar(t_sym): P})
+        step_rhs = sum(binomial_kernel(1, y, beta_seq[t_sym + 1]) * bernoulli(y, hyp) for y in BITS)
+        lhs = at(t_sym + 1).xreplace({_abar(t_sym + 1): P * (1 - beta_seq[t_sym + 1])})
+        out += [base.xreplace({xb0: x0v}), (lhs - step_rhs).xreplace({xb0: x0v})]
+    # witnesses need rates in (0, 1]: plain symbols with that domain for the two rates that appear
+    rates = {beta_seq[1]: sym("beta_1", (0, 1), positive=True), beta_seq[t_sym + 1]: sym("beta_t+1", (0, 1), positive=True)}
+    return [r.xreplace(rates) for r in out]
+
+
+binomial_marginal = register(Identity(
+    id="dpm2015.binomial.marginal",
+    title=r"Binomial diffusion: the $t$-step marginal $q(x_t \mid x_0)$",
+    chapter="diffusion_2015",
+    scope=Scope.GENERAL,
+    claim={"p": xb0 * abar_t + (1 - abar_t) / 2},
+    check=Check(
+        "both values of the bit x_0; induction on t with alphabar_t = Product(1 - beta_s, s = 1..t), t "
+        "symbolic: base t = 1, step t -> t + 1 by the sum over the bit x_t (Chapman-Kolmogorov) with the "
+        "last factor of the product peeled off; cancel",
+        _binomial_marginal_residuals,
+    ),
+    template=(r"q(x_t \mid x_0) = \mathcal{B}\!\left(x_t;\ $p\right), \qquad "
+              r"\bar\alpha_t = \prod_{s=1}^{t} (1 - \beta_s)"),
+    assumptions=("bits x_t in {0, 1}; q(x_t | x_{t-1}) = B(x_t; x_{t-1}(1 - beta_t) + beta_t / 2), 0 < beta_t <= 1",
+                 "B(x; p) = p^x (1 - p)^(1 - x), the Bernoulli mass function; every t (induction)"),
+    mutants=(
+        Mutant("no_half", {"p": xb0 * abar_t + 1 - abar_t},
+               r"The noise mass not split between the two values: $x_0 \bar\alpha_t + 1 - \bar\alpha_t$."),
+        Mutant("sqrt_signal", {"p": xb0 * sp.sqrt(abar_t) + (1 - sp.sqrt(abar_t)) / 2},
+               r"The Gaussian habit $\sqrt{\bar\alpha_t}$ carried over to bits."),
+        Mutant("product_up_to_T", {"p": xb0 * abar_T + (1 - abar_T) / 2},
+               r"$\bar\alpha$ taken as the product of all $T$ factors: the same law at every step."),
+    ),
+    references=REFERENCES,
+    code=("gencode.binomial_diffusion.BinomialDiffusion.q_prob",
+          "gencode.binomial_diffusion.BinomialDiffusion.q_step"),
+    display={"p": sp.Add(sp.Mul(xb0, abar_t, evaluate=False),
+                         sp.Mul(sp.Add(1, -abar_t, evaluate=False), sp.Pow(2, -1, evaluate=False), evaluate=False),
+                         evaluate=False)},
+))
+
+spin_t, spin_0 = sym("s_t", real=True), sym("s_0", real=True)  # s = 2 x - 1 in {-1, +1}
+
+
+def _binomial_posterior_residuals(claim: Claim) -> list[sp.Expr]:
+    """All eight values of (x_{t-1}, x_t, x_0): Bayes' rule with the Markov property,
+    B(x_{t-1}; claim) * sum_y q(x_t | y) q(y | x_0) = q(x_t | x_{t-1}) q(x_{t-1} | x_0), with
+    q(. | x_0) at t - 1 from dpm2015.binomial.marginal (alphabar_{t-1} any value in (0, 1])."""
+    prev = lambda y, x0v: bernoulli(y, x0v * g_prev + (1 - g_prev) / 2)  # noqa: E731
+    out = []
+    for xt_v in BITS:
+        for x0v in BITS:
+            p = claim["p"].xreplace({spin_t: 2 * xt_v - 1, spin_0: 2 * x0v - 1})
+            evidence = sum(binomial_kernel(xt_v, y, bt) * prev(y, x0v) for y in BITS)
+            for y in BITS:
+                out.append(bernoulli(y, p) * evidence - binomial_kernel(xt_v, y, bt) * prev(y, x0v))
+    return out
+
+
+binomial_posterior = register(Identity(
+    id="dpm2015.binomial.posterior",
+    title=r"Binomial diffusion: the posterior $q(x_{t-1} \mid x_t, x_0)$",
+    chapter="diffusion_2015",
+    scope=Scope.GENERAL,
+    claim={"p": sp.Rational(1, 2) + ((1 - bt) * spin_t + g_prev * spin_0)
+           / (2 * (1 + (1 - bt) * g_prev * spin_t * spin_0))},
+    check=Check(
+        "all eight values of the bits (x_{t-1}, x_t, x_0): B(x_{t-1}; claim) q(x_t | x_0) = "
+        "q(x_t | x_{t-1}) q(x_{t-1} | x_0), with q(x_t | x_0) the sum over x_{t-1}; beta_t and "
+        "alphabar_{t-1} symbolic (every t); cancel",
+        _binomial_posterior_residuals,
+    ),
+    template=(r"q(x_{t-1} \mid x_t, x_0) = \mathcal{B}\!\left(x_{t-1};\ $p\right), \qquad s = 2x - 1 "
+              r"\in \{-1, 1\}"),
+    assumptions=("bits; the kernel and marginal of dpm2015.binomial.marginal; alphabar_t = (1 - beta_t) alphabar_{t-1}",
+                 "exhaustive over the 8 values of (x_{t-1}, x_t, x_0); beta_t in (0, 1), alphabar_{t-1} in (0, 1]"),
+    mutants=(
+        Mutant("abar_t_for_abar_tm1", {"p": sp.Rational(1, 2) + ((1 - bt) * spin_t + (1 - bt) * g_prev * spin_0)
+                                       / (2 * (1 + (1 - bt) * g_prev * spin_t * spin_0))},
+               r"$\bar\alpha_t$ in place of $\bar\alpha_{t-1}$ in front of $s_0$."),
+        Mutant("no_normaliser", {"p": sp.Rational(1, 2) + ((1 - bt) * spin_t + g_prev * spin_0) / 2},
+               r"The evidence $q(x_t \mid x_0)$ left out of Bayes' rule."),
+    ),
+    references=REFERENCES,
+    code=("gencode.binomial_diffusion.BinomialDiffusion.posterior_prob",),
+    display={"p": sp.Add(sp.Rational(1, 2), sp.Mul(
+        sp.Add((1 - bt) * spin_t, g_prev * spin_0, evaluate=False),
+        sp.Pow(2 * sp.Add(1, sp.Mul(1 - bt, g_prev, spin_t, spin_0, evaluate=False), evaluate=False), -1,
+               evaluate=False), evaluate=False), evaluate=False)},
+))
+
+pi_one = sym("pi", (0, 1), positive=True)  # pi(x = 1)
+
+
+binomial_stationary = register(Identity(
+    id="dpm2015.binomial.stationary",
+    title=r"Binomial diffusion: the fair coin is stationary and reversible",
+    chapter="diffusion_2015",
+    scope=Scope.GENERAL,
+    claim={"p": sp.Rational(1, 2)},
+    check=Check(
+        "one step keeps pi(1) = sum_y q(1 | y) pi(y), and detailed balance pi(1) q(0 | 1) = pi(0) q(1 | 0); "
+        "beta symbolic; cancel",
+        lambda c: [sum(binomial_kernel(1, y, bt) * bernoulli(y, c["p"]) for y in BITS) - c["p"],
+                   bernoulli(1, c["p"]) * binomial_kernel(0, 1, bt) - bernoulli(0, c["p"]) * binomial_kernel(1, 0, bt)],
+    ),
+    template=(r"\pi(x) = \mathcal{B}\!\left(x;\ $p\right): \quad \sum_{y} q(x \mid y)\, \pi(y) = \pi(x), "
+              r"\qquad \pi(y)\, q(x \mid y) = \pi(x)\, q(y \mid x)"),
+    assumptions=("bits; q(x | y) = B(x; y (1 - beta) + beta / 2) with 0 < beta <= 1",),
+    mutants=(
+        Mutant("half_rate", {"p": bt / 2},
+               r"The flip probability $\beta/2$ taken for the stationary probability of a one."),
+        Mutant("keep_rate", {"p": 1 - bt / 2},
+               r"The probability $1 - \beta/2$ of keeping a bit taken for the stationary probability."),
     ),
     references=REFERENCES,
 ))

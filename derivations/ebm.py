@@ -1,7 +1,7 @@
 r"""Energy-based models and Langevin dynamics (the chapter ``book/ebm.md``).
 
 An energy-based model is a Boltzmann density ``p(x) = exp(-E(x)) / Z`` with an intractable
-normaliser ``Z``.  Five results are registered, each for every energy, density or dimension the
+normaliser ``Z``.  Seven results are registered, each for every energy, density or dimension the
 page allows:
 
 1. ``ebm.score``: ``grad log p = -grad E`` for *any* energy; the partition function drops out;
@@ -14,6 +14,10 @@ page allows:
    ``s^2 / (1 - eta / (4 s^2))``, not ``s^2``: the O(eta) bias of the unadjusted algorithm, exactly;
 5. ``ebm.likelihood_gradient``: ``grad_theta log Z = -E_p[grad_theta E]``, hence the
    negative log-likelihood gradient ``grad_theta E(x) - E_p[grad_theta E]``, for any energy.
+6. ``ebm.nce.classifier``: the noise-contrastive logistic loss is minimised by ``h* = p / (p + nu q)``,
+   for any data and noise densities (a pointwise inequality with a LogGap certificate);
+7. ``ebm.nce.optimum``: the model's classifier reaches ``h*`` iff ``log p_theta = log p``, and its learned
+   constant is then ``log Z_theta``.
 
 "For any density" statements are proved with undefined SymPy functions.  Undefined functions
 cannot be evaluated, so a wrong variant is refuted by substituting concrete functions (a few
@@ -40,8 +44,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .core import (Check, Claim, ForAnyFunction, Identity, Instances, Mutant, Scope, Status, Verdict, function,
-                   find_witness, instantiate, register, sym)
+from .core import (Check, Claim, ForAnyFunction, Identity, Instances, LogGap, Mutant, NonNegative, Scope, Status, Verdict, function,
+                   find_witness, instantiate, register, split_logs, sym)
 
 # ---------------------------------------------------------------------------------------------
 # Differentiating under an integral: integrals as linear functionals of their integrands.
@@ -397,3 +401,106 @@ likelihood_gradient = register(Identity(
 
 __all__ = ["ForAnyFunction", "MatrixCalculus", "UnderIntegral", "discrete_variance", "hopfield", "instantiate",
            "likelihood_gradient", "linear_integrals", "on_atoms", "score", "stationary", "whole_line"]
+
+# ---------------------------------------------------------------------------------------------
+# 6. Noise-contrastive estimation (Gutmann and Hyvarinen, 2010).
+#
+# Data x ~ p and noise y ~ q, nu noise samples per data sample; a classifier h(u) in (0, 1) is scored
+# by the logistic loss J(h) = -E_p[log h(x)] - nu E_q[log(1 - h(y))] = int f_u(h(u)) du with the pointwise
+# integrand f = -P log h - nu Q log(1 - h), P = p(u), Q = q(u).  Everything is pointwise in u, so the
+# symbols P, Q > 0 stand for the values of *any* two densities at any point, and h = 1/(1 + e^{-G}) for
+# any logit G (any classifier with values in (0, 1)).
+
+P_d = sym("p(u)", positive=True)         # p(u), the data density at a point
+Q_n = sym("q(u)", positive=True)         # q(u), the noise density at the same point
+nu = sym("nu", positive=True)            # noise samples per data sample
+G_logit = sym("G", real=True)            # the logit of an arbitrary classifier at u
+_h_any = 1 / (1 + sp.exp(-G_logit))      # any classifier value in (0, 1)
+_one_minus_h = sp.exp(-G_logit) / (1 + sp.exp(-G_logit))
+
+
+def _nce_integrand(h: sp.Expr, one_minus_h: sp.Expr | None = None) -> sp.Expr:
+    one_minus_h = 1 - h if one_minus_h is None else one_minus_h
+    return -P_d * sp.log(h) - nu * Q_n * sp.log(one_minus_h)
+
+
+def _nce_prepare(e: sp.Expr) -> sp.Expr:
+    return split_logs(sp.expand(e))
+
+
+nce_classifier = register(Identity(
+    id="ebm.nce.classifier",
+    title="Noise-contrastive estimation: the optimal classifier",
+    chapter="ebm",
+    scope=Scope.GENERAL,
+    claim={"h": P_d / (P_d + nu * Q_n)},
+    check=NonNegative(
+        "pointwise, for any values P = p(u), Q = q(u) > 0 and any classifier h = 1/(1 + e^{-G}): "
+        "f(h) - f(claim) = P g(h (P + nu Q)/P) + nu Q g((1 - h)(P + nu Q)/(nu Q)), g(v) = v - 1 - log v >= 0; "
+        "logs expanded; cancel",
+        lambda c: [_nce_integrand(_h_any, _one_minus_h) - _nce_integrand(c["h"])],
+        certificate=lambda c: (P_d * LogGap(_h_any * (P_d + nu * Q_n) / P_d)
+                               + nu * Q_n * LogGap(_one_minus_h * (P_d + nu * Q_n) / (nu * Q_n))),
+        prepare=_nce_prepare,
+    ),
+    template=(r"\operatorname*{arg\,min}_{h}\; -\mathbb{E}_{p}\big[\log h(x)\big] - \nu\, "
+              r"\mathbb{E}_{q}\big[\log\big(1 - h(y)\big)\big] = h^{*}, \qquad h^{*}(u) = $h"),
+    assumptions=("p, q any densities, positive where compared; nu > 0 noise samples per data sample",
+                 "pointwise in u: P = p(u), Q = q(u); any classifier h(u) = 1/(1 + exp(-G(u))) in (0, 1)",
+                 "g(v) = v - 1 - log v >= 0 (LogGap), zero only at v = 1: the minimiser is unique"),
+    mutants=(
+        Mutant("nu_dropped", {"h": P_d / (P_d + Q_n)},
+               r"The ratio $\nu$ forgotten: $p/(p + q)$, the optimum only for $\nu = 1$."),
+        Mutant("nu_on_data", {"h": nu * P_d / (nu * P_d + Q_n)},
+               r"$\nu$ multiplying the data density instead of the noise density."),
+        Mutant("density_ratio", {"h": P_d / (nu * Q_n)},
+               r"The density ratio $p/(\nu q)$ itself taken for the classifier (not a probability)."),
+    ),
+    references=("gutmann2010noise",),
+    code=("gencode.ebm.nce_loss",),
+    display={"h": sp.Mul(P_d, sp.Pow(sp.Add(P_d, sp.Mul(nu, Q_n, evaluate=False), evaluate=False), -1,
+                                     evaluate=False), evaluate=False)},
+))
+
+# At the optimum the classifier is h = sigmoid(log p_theta(u) - log(nu q(u))) = h*: since the sigmoid is
+# injective that holds iff log p_theta = log p; and with log p_theta = -E_theta - c, normalisation of p
+# forces c = log Z_theta, the normaliser is learned as a parameter.
+LogModel = sym(r"\log p_\theta(u)", real=True)
+C_norm = sym("c", real=True)
+Z_theta = sym(r"Z_\theta", positive=True)      # int exp(-E_theta), the true normaliser of the energy
+E_u = sym(r"E_\theta(u)", real=True)
+
+
+def _nce_optimum_residuals(c: Claim) -> list[sp.Expr]:
+    classifier = 1 / (1 + nu * Q_n * sp.exp(-c["log_model"]))   # sigmoid(log p_theta - log(nu q))
+    # normalisation: p = exp(-E - c) integrates to exp(-c) Z_theta = 1
+    return [classifier - P_d / (P_d + nu * Q_n), sp.exp(-c["c"]) * Z_theta - 1]
+
+
+nce_optimum = register(Identity(
+    id="ebm.nce.optimum",
+    title="Noise-contrastive estimation learns the log-density and the normaliser",
+    chapter="ebm",
+    scope=Scope.GENERAL,
+    claim={"log_model": sp.log(P_d), "c": sp.log(Z_theta)},
+    check=Check(
+        "pointwise for any P = p(u), Q = q(u) > 0: sigmoid(log p_theta - log(nu Q)) equals the optimal "
+        "classifier P/(P + nu Q); and exp(-c) Z_theta = 1 (the model exp(-E_theta - c) integrates to 1); cancel",
+        _nce_optimum_residuals,
+    ),
+    template=(r"h_\theta(u) = \sigma\big(\log p_\theta(u) - \log \nu q(u)\big) = h^{*}(u) \iff "
+              r"\log p_\theta(u) = $log_model, \qquad \log p_\theta = -E_\theta - c \implies c = $c"),
+    assumptions=("p, q any densities, positive; P = p(u), Q = q(u) at any point u",
+                 "sigma is injective, so the classifier is optimal exactly when the log-densities agree",
+                 "Z_theta = int exp(-E_theta(u)) du; the model's family contains p (well specified)"),
+    mutants=(
+        Mutant("log_nu_absorbed", {"log_model": sp.log(P_d) - sp.log(nu)},
+               r"The model taken to learn $\log p - \log\nu$ (the ratio absorbed into the model)."),
+        Mutant("log_ratio", {"log_model": sp.log(P_d / Q_n)},
+               r"The model taken to learn the log density ratio $\log(p/q)$ instead of $\log p$."),
+        Mutant("normaliser_sign", {"c": -sp.log(Z_theta)},
+               r"The learned constant taken as $-\log Z_\theta$."),
+    ),
+    references=("gutmann2010noise",),
+    code=("gencode.ebm.NCEModel", "gencode.ebm.nce_loss"),
+))

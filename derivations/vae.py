@@ -635,7 +635,7 @@ surgery = register(Identity(
                "The mutual information subtracted instead of added."),
     ),
     references=("hoffman2016elbo",),
-    code=("gencode.vae.aggregate_kl_split",),
+    code=("gencode.vae.aggregate_kl_split", "gencode.vae.gaussian_kl_split"),
     scope=Scope.GENERAL,
 ))
 
@@ -714,7 +714,7 @@ optimal_prior = register(Identity(
                r"other direction, $\frac1n\sum_i \mathrm{KL}(p \,\|\, q(z \mid x_i))$."),
     ),
     references=("hoffman2016elbo", "tomczak2018vae"),
-    code=("gencode.vae.aggregate_kl_split",),
+    code=("gencode.vae.aggregate_kl_split", "gencode.vae.FlowPriorVAE"),
     display={"prior": sp.Mul(sp.Pow(n_data, -1, evaluate=False), sp.Sum(_Qz[_i], (_i, 1, n_data)), evaluate=False)},
     scope=Scope.GENERAL,
 ))

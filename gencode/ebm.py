@@ -6,6 +6,9 @@ The score :math:`\nabla_x \log p_\theta = -\nabla_x E_\theta` does not involve :
 * **score matching**: any objective of :mod:`gencode.score_matching` applied to the model's score
   (:meth:`EnergyModel.score`, computed with ``torch.func.grad``, so second derivatives for the implicit
   objective come from ``torch.func`` too);
+* **noise-contrastive estimation** (:func:`nce_loss`, :class:`NCEModel`): logistic regression of data
+  against samples of a known noise density, with the log-normaliser learned as a parameter
+  (identities ``ebm.nce.classifier`` and ``ebm.nce.optimum``);
 * **contrastive divergence** (:func:`contrastive_divergence_loss`): the log-likelihood gradient
   :math:`-\nabla_\theta \log p_\theta(x) = \nabla_\theta E_\theta(x) - \mathbb{E}_{p_\theta}[\nabla_\theta E_\theta]`,
   with the model expectation estimated by short Langevin chains started at the data (CD-k).
@@ -16,14 +19,17 @@ any network, typically ``MLP(D, 1)`` with a smooth activation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.func import grad, vmap
 
 from .langevin import langevin
 from .nets import MLP
 
-__all__ = ["EnergyModel", "QuadraticEnergy", "contrastive_divergence_loss", "mlp_energy"]
+__all__ = ["EnergyModel", "NCEModel", "QuadraticEnergy", "contrastive_divergence_loss", "mlp_energy", "nce_loss"]
 
 
 class QuadraticEnergy(nn.Module):
@@ -153,3 +159,63 @@ def contrastive_divergence_loss(
         loss = loss + regularization * (e_pos.square().mean() + e_neg.square().mean())
     return loss
 
+
+
+class NCEModel(nn.Module):
+    r"""An unnormalised model :math:`\log p_\theta(x) = -E_\theta(x) - c` with a learned constant :math:`c`.
+
+    Trained by :func:`nce_loss`, :math:`c` converges to :math:`\log Z_\theta = \log \int e^{-E_\theta}`
+    (identity ``ebm.nce.optimum``): the model normalises itself.
+
+    Args:
+        energy: a module mapping (B, D) to energies (B,).
+
+    References:
+        Gutmann, Hyvarinen, "Noise-contrastive estimation: A new estimation principle for unnormalized
+        statistical models", AISTATS 2010.
+    """
+
+    def __init__(self, energy: nn.Module) -> None:
+        super().__init__()
+        self.energy = energy
+        self.log_normalizer = nn.Parameter(torch.zeros(()))  # c
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """:math:`-E_\\theta(x) - c`, shape (B,)."""
+        if not isinstance(x, torch.Tensor) or x.ndim != 2 or not x.is_floating_point():
+            raise ValueError("x must be a floating-point tensor of shape (B, D)")
+        return -self.energy(x) - self.log_normalizer
+
+
+def nce_loss(log_model: Callable[[torch.Tensor], torch.Tensor], noise, x: torch.Tensor, nu: float = 1.0, *,
+             y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""The noise-contrastive loss per data sample, :math:`-\mathbb{E}_p[\log h(x)] - \nu\, \mathbb{E}_q[\log(1 - h(y))]`.
+
+    The classifier is :math:`h(u) = \sigma(G(u))` with logit :math:`G(u) = \log p_\theta(u) - \log q(u) - \log\nu`,
+    so :math:`\log h = \log\sigma(G)` and :math:`\log(1 - h) = \log\sigma(-G)` (computed with ``logsigmoid``).
+    Its minimiser over all classifiers is :math:`h^* = p / (p + \nu q)` (``ebm.nce.classifier``), reached by
+    :math:`h_\theta` exactly when :math:`\log p_\theta = \log p` (``ebm.nce.optimum``).
+
+    Args:
+        log_model: :math:`u \mapsto \log p_\theta(u)` (unnormalised, with its learned constant), (B, D) -> (B,).
+        noise: the noise law, with ``log_prob`` ((N, D) -> (N,)) and ``sample(n, generator=...)``.
+        x: data batch, shape (B, D).
+        nu: noise samples per data sample, > 0; ``round(nu * B)`` noise samples are drawn.
+        y: noise samples to use instead of drawing them, shape (N, D) (then ``nu`` still weighs them).
+        generator: random generator for the noise samples.
+
+    Returns:
+        A scalar.
+    """
+    if not float(nu) > 0:
+        raise ValueError(f"nu must be > 0, got {nu}")
+    if not isinstance(x, torch.Tensor) or x.ndim != 2 or not x.is_floating_point():
+        raise ValueError("x must be a floating-point tensor of shape (B, D)")
+    if y is None:
+        y = noise.sample(max(1, round(float(nu) * x.shape[0])), generator=generator)
+    elif y.ndim != 2 or y.shape[1] != x.shape[1]:
+        raise ValueError(f"y must have shape (N, {x.shape[1]}), got {tuple(y.shape)}")
+    log_nu = torch.log(torch.as_tensor(float(nu), dtype=x.dtype, device=x.device))
+    logit_x = log_model(x) - noise.log_prob(x) - log_nu  # (B,)
+    logit_y = log_model(y) - noise.log_prob(y) - log_nu  # (N,)
+    return -F.logsigmoid(logit_x).mean() - float(nu) * F.logsigmoid(-logit_y).mean()

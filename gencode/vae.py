@@ -47,7 +47,9 @@ __all__ = [
     "SWAE",
     "VAE",
     "VQVAE",
+    "FlowPriorVAE",
     "aggregate_kl_split",
+    "gaussian_kl_split",
     "linear_vae",
     "mlp_vae",
 ]
@@ -236,6 +238,15 @@ class VAE(nn.Module):
         """``N(0, I)`` with the shape, device and dtype of ``like``."""
         return Normal(torch.zeros_like(like), torch.ones_like(like), validate_args=False)
 
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """:math:`\\log p(z)` summed over the latent coordinates, shape ``z.shape[:-1]``."""
+        return self.prior(z).log_prob(z).sum(-1)
+
+    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` draws of the prior, shape ``(n, L)``, on the parameters' device and dtype."""
+        p = next(self.parameters())
+        return torch.randn(n, self.latent_dim, generator=generator, device=p.device, dtype=p.dtype)
+
     def kl(self, q: Normal) -> torch.Tensor:
         r"""Per-coordinate :math:`\mathrm{KL}(q \,\|\, \mathcal{N}(0, 1))`, shape ``(B, L)`` (``divergences.kl.diag_standard``)."""
         return kl_divergence(q, self.prior(q.loc))
@@ -283,7 +294,7 @@ class VAE(nn.Module):
         q = self.encoder(x)
         eps = torch.randn((n_samples, *q.loc.shape), generator=generator, device=x.device, dtype=x.dtype)
         z = q.loc + q.scale * eps  # (K, B, L)
-        log_w = (self.decoder(z).log_prob(x) + self.prior(z).log_prob(z).sum(-1)
+        log_w = (self.decoder(z).log_prob(x) + self.log_prior(z)
                  - q.log_prob(z).sum(-1))  # (K, B)
         return torch.logsumexp(log_w, dim=0) - math.log(n_samples)
 
@@ -292,7 +303,7 @@ class VAE(nn.Module):
         """``n`` draws of ``x`` (or of the decoder's mean, ``mean=True``), ``z ~ N(0, I)``, shape ``(n, D)``."""
         _positive_int("n", n)
         p = next(self.parameters())
-        z = torch.randn(n, self.latent_dim, generator=generator, device=p.device, dtype=p.dtype)
+        z = self.sample_prior(n, generator=generator)
         law = self.decoder(z)
         if mean:
             return law.mean
@@ -337,6 +348,94 @@ def linear_vae(data_dim: int, latent_dim: int, beta: float = 1.0) -> VAE:
     """
     enc = GaussianEncoder(nn.Linear(data_dim, 2 * latent_dim), data_dim, latent_dim)
     return VAE(enc, GaussianDecoder(nn.Linear(latent_dim, data_dim), data_dim), beta=beta)
+
+
+class FlowPriorVAE(VAE):
+    r"""A VAE whose prior is a learned normalizing flow :math:`p_\psi(z)` instead of :math:`\mathcal{N}(0, \mathbf{I})`.
+
+    The KL term :math:`\mathrm{KL}(q(z \mid x) \,\|\, p_\psi)` has no closed form; it is estimated with the
+    same reparameterised draws as the reconstruction term,
+    :math:`\frac1S\sum_s \log q(z_s \mid x) - \log p_\psi(z_s)`, and the flow is trained jointly. Averaged
+    over the data, the KL term is :math:`\mathrm{KL}(q_{\mathrm{agg}} \,\|\, p_\psi) + \mathcal{I}_q(x; z)`
+    (``vae.surgery``); only the first term depends on the prior, and it vanishes when
+    :math:`p_\psi = q_{\mathrm{agg}}` (``vae.surgery.prior``): a richer prior lowers the KL term without
+    taking information out of the code.
+
+    Args:
+        encoder, decoder: as for :class:`VAE`.
+        prior: a :class:`gencode.flows.Flow` on :math:`\mathbb{R}^L` (any object with ``log_prob((N, L))``,
+            ``sample(n, generator=...)`` and parameters).
+        beta: weight of the KL term.
+
+    References:
+        Tomczak, Welling, "VAE with a VampPrior", AISTATS 2018, arXiv:1705.07120.
+        Chen et al., "Variational Lossy Autoencoder", ICLR 2017, arXiv:1611.02731 (autoregressive flow prior).
+    """
+
+    def __init__(self, encoder: GaussianEncoder, decoder: Decoder, prior: nn.Module, beta: float = 1.0) -> None:
+        super().__init__(encoder, decoder, beta=beta)
+        if getattr(prior, "dim", encoder.latent_dim) != encoder.latent_dim:
+            raise ValueError(f"prior must live in dimension {encoder.latent_dim}, got {prior.dim}")
+        self.prior_flow = prior
+
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        return self.prior_flow.log_prob(z.reshape(-1, z.shape[-1])).reshape(z.shape[:-1])
+
+    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.prior_flow.sample(n, generator=generator)
+
+    def elbo_terms(self, x: torch.Tensor, n_samples: int = 1,
+                   generator: torch.Generator | None = None) -> ELBOTerms:
+        """As :meth:`VAE.elbo_terms`, the KL term by Monte Carlo; ``kl_per_dim`` has one column (the KL to a
+        flow prior does not split over coordinates)."""
+        _positive_int("n_samples", n_samples)
+        q = self.encoder(x)
+        eps = torch.randn((n_samples, *q.loc.shape), generator=generator, device=x.device, dtype=x.dtype)
+        z = q.loc + q.scale * eps  # (S, B, L)
+        reconstruction = self.decoder(z).log_prob(x).mean(0)  # (B,)
+        kl = (q.log_prob(z).sum(-1) - self.log_prior(z)).mean(0)  # (B,)
+        return ELBOTerms(reconstruction, kl, kl.unsqueeze(-1))
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        terms = self.elbo_terms(x)
+        return -(terms.reconstruction - self.beta * terms.kl).mean()
+
+
+def gaussian_kl_split(vae: VAE, x: torch.Tensor, n_samples: int = 1,
+                      generator: torch.Generator | None = None) -> KLSplit:
+    r"""ELBO surgery for a Gaussian encoder, by Monte Carlo over the aggregate posterior of a data set.
+
+    With :math:`q_{\mathrm{agg}}(z) = \frac1n\sum_j q(z \mid x_j)` (an exact mixture of the ``n`` encoders)
+    and :math:`z \sim q(z \mid x_i)`, every sample splits exactly as
+    :math:`\log\frac{q(z \mid x_i)}{p(z)} = \log\frac{q_{\mathrm{agg}}(z)}{p(z)} + \log\frac{q(z \mid x_i)}{q_{\mathrm{agg}}(z)}`,
+    whose averages estimate the average KL term, :math:`\mathrm{KL}(q_{\mathrm{agg}} \,\|\, p)` and
+    :math:`\mathcal{I}_q(x; z)` (``vae.surgery``).
+
+    Args:
+        vae: a :class:`VAE` (its prior: :meth:`VAE.log_prior`).
+        x: the data set, shape ``(n, D)``.
+        n_samples: draws of ``z`` per data point.
+        generator: random generator.
+
+    Returns:
+        A :class:`KLSplit` of 0-dim tensors, with the standard error of the marginal KL in
+        ``marginal_kl_se`` (per-draw standard deviation over the square root of the number of draws).
+    """
+    _positive_int("n_samples", n_samples)
+    with torch.no_grad():
+        q = vae.encoder(x)
+        eps = torch.randn((n_samples, *q.loc.shape), generator=generator, device=x.device, dtype=x.dtype)
+        z = q.loc + q.scale * eps  # (S, n, L)
+        log_q_own = q.log_prob(z).sum(-1)  # (S, n)
+        # log q_agg(z) for every draw: a logsumexp over the n encoders, in chunks of draws
+        flat = z.reshape(-1, z.shape[-1])  # (S n, L)
+        log_agg = torch.cat([Normal(q.loc, q.scale).log_prob(chunk[:, None, :]).sum(-1).logsumexp(-1)
+                             for chunk in flat.split(1024)]) - math.log(x.shape[0])
+        log_agg = log_agg.reshape(z.shape[:-1])  # (S, n)
+        log_p = vae.log_prior(z)  # (S, n)
+        marginal = log_agg - log_p
+        return KLSplit((log_q_own - log_p).mean(), marginal.mean(), (log_q_own - log_agg).mean(),
+                       marginal.std() / math.sqrt(marginal.numel()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,6 +575,7 @@ class KLSplit:
     average_kl: torch.Tensor
     marginal_kl: torch.Tensor
     mutual_information: torch.Tensor
+    marginal_kl_se: torch.Tensor | None = None  # Monte Carlo standard error, when estimated by sampling
 
 
 def aggregate_kl_split(q: torch.Tensor, prior: torch.Tensor) -> KLSplit:

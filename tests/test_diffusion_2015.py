@@ -82,3 +82,86 @@ def test_bound_entropy_form_matches_path_average(device: torch.device, setting) 
     # The comparison has teeth: the mutant with the KL terms' sign flipped is off by 2 E[sum D_t],
     # far more than five standard errors for this (deliberately imperfect) model.
     assert 2 * float(kl_sum.mean()) > 20 * se
+
+
+# ---------------------------------------------------------------------------------------------
+# Binomial diffusion (gencode.binomial_diffusion) against dpm2015.binomial.*
+
+from gencode.binomial_diffusion import BinomialDiffusion  # noqa: E402
+
+
+def _binomial_chain(device: torch.device) -> BinomialDiffusion:
+    betas = torch.linspace(0.02, 0.3, 12, dtype=torch.float64, device=device)
+    return BinomialDiffusion(betas)
+
+
+@pytest.mark.validates("dpm2015.binomial.marginal")
+def test_binomial_marginal_against_iterated_chain(device: torch.device) -> None:
+    """The chain run step by step from x_0 = 0 and x_0 = 1 against the registered marginal."""
+    chain = _binomial_chain(device)
+    n = 40_000
+    x0 = torch.cat([torch.zeros(n), torch.ones(n)]).to(device=device, dtype=torch.float64)
+    path_ = chain.trajectory(x0, generator=torch.Generator(device).manual_seed(0))  # (T + 1, 2n)
+    claim = sp.lambdify((d.xb0, d.abar_t), d.binomial_marginal.claim["p"])
+    wrong = sp.lambdify((d.xb0, d.abar_t), d.binomial_marginal.claim["p"].xreplace(
+        {d.abar_t: sp.sqrt(d.abar_t)}))  # the sqrt_signal mutant
+    worst, wrong_min = 0.0, float("inf")
+    for t in range(1, chain.T + 1):
+        abar = float(chain.alphas_cumprod[t])
+        for half, bit in ((slice(0, n), 0.0), (slice(n, 2 * n), 1.0)):
+            p = claim(bit, abar)
+            assert abs(float(chain.q_prob(torch.tensor([bit], dtype=torch.float64, device=device), t)) - p) < 1e-15
+            freq = float(path_[t, half].mean())
+            se = (p * (1 - p) / n) ** 0.5  # binomial standard error of a frequency of n draws
+            worst = max(worst, abs(freq - p) / se)
+            if t >= 3:  # the mutant differs visibly once alphabar_t is away from 1
+                wrong_min = min(wrong_min, abs(freq - wrong(bit, abar)) / se)
+    # 24 comparisons: 4.5 standard errors bound all of them with probability > 0.9998
+    assert worst < 4.5, worst
+    assert wrong_min > 10, wrong_min
+
+
+@pytest.mark.validates("dpm2015.binomial.posterior")
+def test_binomial_posterior_against_chain_frequencies(device: torch.device) -> None:
+    """Empirical P(x_{t-1} = 1 | x_t, x_0) of simulated chains against the registered posterior."""
+    chain = _binomial_chain(device)
+    n = 60_000
+    x0 = torch.cat([torch.zeros(n), torch.ones(n)]).to(device=device, dtype=torch.float64)
+    path_ = chain.trajectory(x0, generator=torch.Generator(device).manual_seed(1))
+    claim = sp.lambdify((d.spin_t, d.spin_0, d.bt, d.g_prev), d.binomial_posterior.claim["p"])
+    worst = 0.0
+    for t in (2, 6, 12):
+        for x0v in (0.0, 1.0):
+            for xtv in (0.0, 1.0):
+                mask = (x0 == x0v) & (path_[t] == xtv)
+                m = int(mask.sum())
+                p = claim(2 * xtv - 1, 2 * x0v - 1, float(chain.betas[t]), float(chain.alphas_cumprod[t - 1]))
+                code = float(chain.posterior_prob(torch.tensor(xtv, dtype=torch.float64, device=device),
+                                                  torch.tensor(x0v, dtype=torch.float64, device=device), t))
+                assert abs(code - p) < 1e-14
+                freq = float(path_[t - 1][mask].mean())
+                se = (p * (1 - p) / m) ** 0.5
+                worst = max(worst, abs(freq - p) / se)
+    assert worst < 4.5, worst  # 12 comparisons: probability of a false alarm < 1e-4
+
+
+@pytest.mark.validates("dpm2015.binomial.stationary")
+def test_binomial_fair_coin_is_stationary(device: torch.device) -> None:
+    chain = _binomial_chain(device)
+    n = 200_000
+    x = torch.bernoulli(torch.full((n,), 0.5, dtype=torch.float64, device=device),
+                        generator=torch.Generator(device).manual_seed(2))
+    final = chain.trajectory(x, generator=torch.Generator(device).manual_seed(3))[-1]
+    assert abs(float(final.mean()) - 0.5) < 4.5 * (0.25 / n) ** 0.5  # binomial standard error
+
+
+def test_binomial_rejects_bad_input(device: torch.device) -> None:
+    with pytest.raises(ValueError, match="betas"):
+        BinomialDiffusion(torch.tensor([0.1, 1.5], device=device))
+    with pytest.raises(ValueError, match="betas"):
+        BinomialDiffusion(torch.tensor([0.0, 0.5], device=device))
+    chain = _binomial_chain(device)
+    with pytest.raises(ValueError, match="t must"):
+        chain.q_prob(torch.ones(2, dtype=torch.float64, device=device), 0)
+    with pytest.raises(TypeError, match="x0"):
+        chain.q_prob(torch.ones(2, dtype=torch.long, device=device), 1)
