@@ -949,8 +949,8 @@ from .core import LogGap, NonNegative, expand_known, split_logs  # noqa: E402
 from .indexed_sums import NonNegativeForEverySize, at_sizes  # noqa: E402
 
 b_max = sym("b", UNIT, positive=True)      # the largest rate, b < 1
-r_ = sym("r", positive=True)               # beta / (1 - beta)
-s_gap = sym("s", positive=True)            # b / (1 - b) - beta / (1 - beta) > 0
+r_ = sym("r_beta", (0, 3), tex="r", positive=True)             # beta / (1 - beta)
+s_gap = sym("s_b", (0, 3), tex="s", positive=True)          # b / (1 - b) - beta / (1 - beta) > 0
 ONE_STEP = {beta_t: r_ / (1 + r_), b_max: (r_ + s_gap) / (1 + r_ + s_gap)}
 
 
