@@ -99,7 +99,7 @@ pf_lambda = register(Identity(
     ),
     references=REFS + ("song2021score",),
     scope=Scope.GENERAL,
-    code=("gencode.fast_samplers.euler_sample",),
+    code=("gencode.fast_samplers.euler_step",),
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -474,7 +474,7 @@ denoiser_ode = register(Identity(
     ),
     references=("karras2022elucidating",) + REFS,
     scope=Scope.GENERAL,
-    code=("gencode.fast_samplers.heun_sample",),
+    code=("gencode.fast_samplers.heun_step",),
 ))
 
 # ---------------------------------------------------------------------------------------------
