@@ -84,6 +84,11 @@ def _pair(path: GaussianPath, s, t) -> tuple[torch.Tensor, torch.Tensor]:
     return s, t
 
 
+def _midpoint(path: GaussianPath, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The time of lambda = (lambda_s + lambda_t)/2."""
+    return path.t_of_lam((path.lam(s) + path.lam(t)) / 2).reshape(())
+
+
 def _coef(c: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return c.to(device=x.device, dtype=x.dtype)
 
@@ -134,7 +139,7 @@ def dpm_solver_1_step(path: GaussianPath, x: torch.Tensor, eps: torch.Tensor, s:
 
 def dpm_solver_2_step(path: GaussianPath, model: Predictor, x: torch.Tensor, s: float | torch.Tensor,
                       t: float | torch.Tensor, eps_s: torch.Tensor | None = None,
-                      prediction: str = "eps") -> torch.Tensor:
+                      prediction: str = "eps", r: float | torch.Tensor | None = None) -> torch.Tensor:
     r"""DPM-Solver-2 (Lu et al. 2022, Algorithm 1, :math:`r = 1/2`; ``fast.dpm2_local_error``):
 
     .. math::
@@ -142,12 +147,12 @@ def dpm_solver_2_step(path: GaussianPath, model: Predictor, x: torch.Tensor, s: 
         x_t = \frac{\alpha_t}{\alpha_s}x_s - \sigma_t(e^{h} - 1)\hat\varepsilon(u, r),
 
     with :math:`r` the time of :math:`\lambda_s + h/2` (:meth:`GaussianPath.t_of_lam`). Two evaluations of the
-    model, one if ``eps_s`` (the prediction at ``(x, s)``) is given.
+    model, one if ``eps_s`` (the prediction at ``(x, s)``) is given; ``r`` may be passed when known (the
+    sampling loop inverts :math:`\lambda` for all midpoints at once).
     """
     _check_path(path)
     s, t = _pair(path, s, t)
-    lam_s, lam_t = path.lam(s), path.lam(t)
-    r = path.t_of_lam((lam_s + lam_t) / 2).reshape(())
+    r = _midpoint(path, s, t) if r is None else _time(path, "r", r)
     if eps_s is None:
         eps_s = _predict(model, path, x, s, prediction, "eps")
     u = dpm_solver_1_step(path, x, eps_s, s, r)
@@ -155,7 +160,8 @@ def dpm_solver_2_step(path: GaussianPath, model: Predictor, x: torch.Tensor, s: 
 
 
 def dpm_solver_pp_2_step(path: GaussianPath, model: Predictor, x: torch.Tensor, s: float | torch.Tensor,
-                         t: float | torch.Tensor, prediction: str = "eps") -> torch.Tensor:
+                         t: float | torch.Tensor, prediction: str = "eps",
+                         r: float | torch.Tensor | None = None) -> torch.Tensor:
     r"""DPM-Solver++(2S) (Lu et al. 2022b, Algorithm 1 with :math:`r = 1/2`): the midpoint method on the
     variation-of-constants formula written with the *data* prediction,
     :math:`x_t = \frac{\sigma_t}{\sigma_s}x_s + \sigma_t\int_{\lambda_s}^{\lambda_t} e^{\lambda}\hat x_0\,\mathrm{d}\lambda`:
@@ -164,7 +170,8 @@ def dpm_solver_pp_2_step(path: GaussianPath, model: Predictor, x: torch.Tensor, 
         u = \frac{\sigma_r}{\sigma_s}x_s - \alpha_r(e^{-h/2} - 1)\hat x_0(x_s, s), \qquad
         x_t = \frac{\sigma_t}{\sigma_s}x_s - \alpha_t(e^{-h} - 1)\hat x_0(u, r).
 
-    Its first-order version (:math:`\hat x_0` frozen at :math:`s`) is DDIM again. Two evaluations of the model.
+    Its first-order version (:math:`\hat x_0` frozen at :math:`s`) is DDIM again. Two evaluations of the model;
+    ``r`` (the time of :math:`\lambda_s + h/2`) may be passed when known.
     """
     _check_path(path)
     s, t = _pair(path, s, t)
@@ -172,7 +179,7 @@ def dpm_solver_pp_2_step(path: GaussianPath, model: Predictor, x: torch.Tensor, 
     h = lam_t - lam_s
     if not bool(torch.isfinite(h)):
         raise ValueError(f"lambda must be finite at s and t, got s={float(s)}, t={float(t)}")
-    r = path.t_of_lam((lam_s + lam_t) / 2).reshape(())
+    r = _midpoint(path, s, t) if r is None else _time(path, "r", r)
     x0_s = _predict(model, path, x, s, prediction, "x0")
     u = _coef(path.sigma(r) / path.sigma(s), x) * x - _coef(path.alpha(r) * torch.expm1(-h / 2), x) * x0_s
     x0_r = _predict(model, path, u, r, prediction, "x0")
@@ -315,11 +322,14 @@ def sample(model: Predictor, path: GaussianPath, x_start: torch.Tensor, method: 
         for i in (0, -1):
             _time(path, "times", times[i])
     x = x_start
-    for s, t in zip(times[:-1], times[1:]):
+    if method in ("dpm2", "dpmpp2"):  # every midpoint in lambda at once (one vectorised inversion)
+        lam = path.lam(times)
+        mids = path.t_of_lam(((lam[:-1] + lam[1:]) / 2).clamp(float(lam[0]), float(lam[-1])))
+    for i, (s, t) in enumerate(zip(times[:-1], times[1:])):
         if method == "dpm2":
-            x = dpm_solver_2_step(path, model, x, s, t, prediction=prediction)
+            x = dpm_solver_2_step(path, model, x, s, t, prediction=prediction, r=mids[i])
         elif method == "dpmpp2":
-            x = dpm_solver_pp_2_step(path, model, x, s, t, prediction=prediction)
+            x = dpm_solver_pp_2_step(path, model, x, s, t, prediction=prediction, r=mids[i])
         elif method == "heun":
             x = heun_step(path, model, x, s, t, prediction=prediction)
         else:
