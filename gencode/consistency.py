@@ -37,6 +37,7 @@ from torch import nn
 
 from .nets import MLP
 from .oracle import MixtureOracle
+from .paths import consistency_preconditioning, edm_preconditioning, velocity_from_x0_at
 
 __all__ = ["ConsistencyDistillation", "ConsistencyModel", "ConsistencyTraining", "MixtureDenoiser", "karras_times",
            "ode_consistency_function", "oracle_denoiser", "teacher_step"]
@@ -135,12 +136,17 @@ def teacher_step(denoiser: Denoiser, x: torch.Tensor, t_from: float | torch.Tens
         raise ValueError(f"times must be > 0, got t_from={t_from}, t_to={t_to}")
     col0 = t0[:, None] if t0.ndim else t0  # broadcast against (B, D)
     col1 = t1[:, None] if t1.ndim else t1
-    velocity = (x - denoiser(x, t_from)) / col0
+    velocity = _pf_velocity(x, denoiser(x, t_from), col0)
     x_euler = x + (col1 - col0) * velocity
     if not heun:
         return x_euler
-    velocity_end = (x_euler - denoiser(x_euler, t_to)) / col1
+    velocity_end = _pf_velocity(x_euler, denoiser(x_euler, t_to), col1)
     return x + (col1 - col0) * (velocity + velocity_end) / 2
+
+
+def _pf_velocity(x: torch.Tensor, x0_hat: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``(x - D)/t``: :func:`gencode.paths.velocity_from_x0_at` on EDM's path (``alpha = 1``, ``sigma = t``)."""
+    return velocity_from_x0_at(x, x0_hat, 1.0, t, 0.0, 1.0)
 
 
 def ode_consistency_function(denoiser: Denoiser, x: torch.Tensor, t: float, eps: float,
@@ -205,12 +211,14 @@ class ConsistencyModel(nn.Module):
         return t  # (B,)
 
     def c_skip(self, t: torch.Tensor) -> torch.Tensor:
-        """:math:`\\sigma_d^2 / ((t - \\epsilon)^2 + \\sigma_d^2)`; equals 1 at :math:`t = \\epsilon`."""
-        return self.sigma_data**2 / ((t - self.eps) ** 2 + self.sigma_data**2)
+        """:math:`\\sigma_d^2 / ((t - \\epsilon)^2 + \\sigma_d^2)`; equals 1 at :math:`t = \\epsilon`
+        (:func:`gencode.paths.consistency_preconditioning`)."""
+        return consistency_preconditioning(t, self.sigma_data, self.eps)[0]
 
     def c_out(self, t: torch.Tensor) -> torch.Tensor:
-        """:math:`\\sigma_d (t - \\epsilon) / \\sqrt{\\sigma_d^2 + t^2}`; equals 0 at :math:`t = \\epsilon`."""
-        return self.sigma_data * (t - self.eps) / (self.sigma_data**2 + t**2).sqrt()
+        """:math:`\\sigma_d (t - \\epsilon) / \\sqrt{\\sigma_d^2 + t^2}`; equals 0 at :math:`t = \\epsilon`
+        (:func:`gencode.paths.consistency_preconditioning`)."""
+        return consistency_preconditioning(t, self.sigma_data, self.eps)[1]
 
     def forward(self, x: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
         """:math:`f_\\theta(x, t)`.
@@ -223,9 +231,10 @@ class ConsistencyModel(nn.Module):
             Shape (B, dim).
         """
         t = self._time(t, x)
-        c_in = (t**2 + self.sigma_data**2).rsqrt()[:, None]
-        out = self.net(c_in * x, t.log() / 4)  # (B, dim)
-        return self.c_skip(t)[:, None] * x + self.c_out(t)[:, None] * out
+        c_skip, c_out = consistency_preconditioning(t, self.sigma_data, self.eps)
+        _, _, c_in, c_noise = edm_preconditioning(t, self.sigma_data)  # EDM's input and noise scalings
+        out = self.net(c_in[:, None] * x, c_noise)  # (B, dim)
+        return c_skip[:, None] * x + c_out[:, None] * out
 
     @torch.no_grad()
     def sample(self, n: int, times: Sequence[float] | None = None, *, generator: torch.Generator | None = None,

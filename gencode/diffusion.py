@@ -32,6 +32,16 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from .oracle import MixtureOracle
+from .paths import (
+    VPDiscrete,
+    eps_from_score_at,
+    eps_from_v_at,
+    eps_from_x0_at,
+    score_from_eps_at,
+    score_from_x0_at,
+    v_from_eps_at,
+    x0_from_eps_at,
+)
 
 NoisePredictor = Callable[[torch.Tensor, "int | torch.Tensor"], torch.Tensor]
 """``eps = predictor(x_t, t)``: ``x_t`` of shape (B, D), ``t`` an int (every sample at the same step,
@@ -215,6 +225,17 @@ class NoiseSchedule(nn.Module):
     def T(self) -> int:
         return self.betas.shape[0] - 1
 
+    @property
+    def path(self) -> VPDiscrete:
+        """This schedule as a continuous-time :class:`gencode.paths.VPDiscrete`, ``t = k / T``: step ``k``'s
+        :math:`\\alpha = \\sqrt{\\bar\\alpha_k}`, :math:`\\sigma = \\sqrt{1 - \\bar\\alpha_k}`."""
+        return VPDiscrete(self)
+
+    def _alpha_sigma(self, t: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(sqrt(alphabar_t), sqrt(1 - alphabar_t))`` at validated steps ``t``, shaped to broadcast against ``x``:
+        the path coefficients that the conversions of :mod:`gencode.paths` take."""
+        return self._at(self.sqrt_alphas_cumprod, t, x), self._at(self.sqrt_one_minus_alphas_cumprod, t, x)
+
     # -- indexing -------------------------------------------------------------------------------
 
     def _index(self, t: int | torch.Tensor, x: torch.Tensor, name: str = "x") -> torch.Tensor:
@@ -363,23 +384,19 @@ class NoiseSchedule(nn.Module):
                               t: int | torch.Tensor) -> torch.Tensor:
         """``x_0 = (x_t - sqrt(1 - alphabar_t) epsilon) / sqrt(alphabar_t)``."""
         self._check_same_shape(xt=xt, noise=noise)
-        t = self._index(t, xt, "xt")
-        return (xt - self._at(self.sqrt_one_minus_alphas_cumprod, t, xt) * noise) / self._at(
-            self.sqrt_alphas_cumprod, t, xt)
+        return x0_from_eps_at(xt, noise, *self._alpha_sigma(self._index(t, xt, "xt"), xt))
 
     def score_from_noise(self, noise: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
         """``grad_{x_t} log q(x_t | x_0) = -epsilon / sqrt(1 - alphabar_t)`` (``ddpm.forward.score``)."""
         t = self._index(t, noise, "noise")
-        return -noise / self._at(self.sqrt_one_minus_alphas_cumprod, t, noise)
+        return score_from_eps_at(noise, self._at(self.sqrt_one_minus_alphas_cumprod, t, noise))
 
     def conditional_score(self, xt: torch.Tensor, x0: torch.Tensor,
                           t: int | torch.Tensor) -> torch.Tensor:
         """``grad_{x_t} log q(x_t | x_0) = -(x_t - sqrt(alphabar_t) x_0) / (1 - alphabar_t)``."""
         self._check_same_shape(xt=xt, x0=x0)
         self._index(t, x0, "x0")
-        t = self._index(t, xt, "xt")
-        return -(xt - self._at(self.sqrt_alphas_cumprod, t, xt) * x0) / self._at(
-            self.one_minus_alphas_cumprod, t, xt)
+        return score_from_x0_at(xt, x0, *self._alpha_sigma(self._index(t, xt, "xt"), xt))
 
     # -- the reverse process --------------------------------------------------------------------
 
@@ -417,32 +434,27 @@ class NoiseSchedule(nn.Module):
 
         To first order in ``beta_t`` this is ``x_t + beta_t (x_t / 2 + s)``, the mean of one
         Euler-Maruyama step of the reverse-time SDE of the variance-preserving process (not a
-        Langevin step: that would have no drift and noise ``2 beta_t``).
+        Langevin step: that would have no drift and noise ``2 beta_t``).  It is
+        :meth:`posterior_mean_from_noise` with the noise read off the score, ``eps = -sqrt(1 - alphabar_t) s``.
         """
         self._check_same_shape(xt=xt, score=score)
-        t = self._index(t, xt, "xt")
-        return self._at(self.sqrt_recip_alphas, t, xt) * (xt + self._at(self.betas, t, xt) * score)
+        sigma = self._at(self.sqrt_one_minus_alphas_cumprod, self._index(t, xt, "xt"), xt)
+        return self.posterior_mean_from_noise(xt, eps_from_score_at(score, sigma), t)
 
     def noise_from_x0(self, xt: torch.Tensor, x0: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
         """``eps = (x_t - sqrt(alphabar_t) x_0) / sqrt(1 - alphabar_t)`` (x0-prediction to noise)."""
         self._check_same_shape(xt=xt, x0=x0)
-        t = self._index(t, xt, "xt")
-        return (xt - self._at(self.sqrt_alphas_cumprod, t, xt) * x0) / self._at(
-            self.sqrt_one_minus_alphas_cumprod, t, xt)
+        return eps_from_x0_at(xt, x0, *self._alpha_sigma(self._index(t, xt, "xt"), xt))
 
     def v_from_noise(self, xt: torch.Tensor, noise: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
         """``v = sqrt(alphabar_t) eps - sqrt(1 - alphabar_t) x_0`` (Salimans and Ho, 2022)."""
-        x0 = self.predict_x0_from_noise(xt, noise, t)
-        t = self._index(t, xt, "xt")
-        return self._at(self.sqrt_alphas_cumprod, t, xt) * noise - self._at(
-            self.sqrt_one_minus_alphas_cumprod, t, xt) * x0
+        self._check_same_shape(xt=xt, noise=noise)
+        return v_from_eps_at(xt, noise, *self._alpha_sigma(self._index(t, xt, "xt"), xt))
 
     def noise_from_v(self, xt: torch.Tensor, v: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
         """``eps = sqrt(alphabar_t) v + sqrt(1 - alphabar_t) x_t``, the inverse of :meth:`v_from_noise`."""
         self._check_same_shape(xt=xt, v=v)
-        t = self._index(t, xt, "xt")
-        return self._at(self.sqrt_alphas_cumprod, t, xt) * v + self._at(
-            self.sqrt_one_minus_alphas_cumprod, t, xt) * xt
+        return eps_from_v_at(xt, v, *self._alpha_sigma(self._index(t, xt, "xt"), xt))
 
 
 # ---------------------------------------------------------------------------------------------

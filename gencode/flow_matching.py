@@ -5,9 +5,11 @@ Time convention (this module's, as in the flow-matching literature): **noise at 
 .. math::
     x_t = t\, x_1 + (1 - t)\, x_0, \qquad x_0 \sim \mathcal{N}(0, I), \quad x_1 \sim p_{\text{data}},
 
-with conditional target :math:`\dot x_t = x_1 - x_0`. :class:`FlowPath` is the one place where this
-convention meets the diffusion one (data at :math:`\tau = 0`): :math:`\tau = 1 - t`, signal scale
-:math:`a = t`, noise standard deviation :math:`s = 1 - t`, and velocities change sign with time.
+with conditional target :math:`\dot x_t = x_1 - x_0`. :class:`FlowPath` is where this convention meets the
+diffusion one (data at :math:`\tau = 0`) of :mod:`gencode.paths`: it is the path
+:class:`gencode.paths.RectifiedFlow` at :math:`\tau = 1 - t`, with signal scale :math:`a = t`, noise standard
+deviation :math:`s = 1 - t`, and velocities that change sign with time (:math:`\mathrm{d}x/\mathrm{d}t =
+-\mathrm{d}x/\mathrm{d}\tau`); its conversions are the path's.
 
 * :func:`cfm_loss`: the conditional flow matching loss, with an independent or a mini-batch OT coupling
   (``fm.cfm_gap``: it differs from the marginal loss by a constant, so both have the same minimiser, the
@@ -35,6 +37,7 @@ from torch import nn
 
 from .ode import odeint
 from .oracle import MixtureOracle
+from .paths import RectifiedFlow, diffusion_time, flow_time
 
 __all__ = ["FlowPath", "cfm_loss", "ot_coupling", "reflow_pairs", "sample"]
 
@@ -52,65 +55,84 @@ def _check_t(t: float | torch.Tensor) -> None:
 
 @dataclass(frozen=True)
 class FlowPath:
-    r"""The linear path :math:`x_t = t x_1 + (1 - t) x_0` and its conversions.
+    r"""The linear path :math:`x_t = t x_1 + (1 - t) x_0` in flow time: :class:`gencode.paths.RectifiedFlow`
+    (``FlowPath.path``) at diffusion time :math:`\tau = 1 - t`, where :math:`\alpha(\tau) = 1 - \tau = t` and
+    :math:`\sigma(\tau) = \tau = 1 - t`.
 
     Example:
         >>> FlowPath.diffusion_time(0.25), FlowPath.scale(0.25), FlowPath.noise_std(0.25)
         (0.75, 0.25, 0.75)
     """
 
+    path = RectifiedFlow()  # a class attribute (no annotation): the path in diffusion time
+
     # -- the one conversion between the time conventions -------------------------------------
     @staticmethod
     def diffusion_time(t: float) -> float:
-        r"""Flow time (noise at 0) to diffusion time (data at 0): :math:`\tau = 1 - t`."""
+        r"""Flow time (noise at 0) to diffusion time (data at 0): :math:`\tau = 1 - t` (:func:`gencode.paths.diffusion_time`)."""
         _check_t(t)
-        return 1.0 - t
+        return diffusion_time(float(t))
 
     @staticmethod
     def flow_time(tau: float) -> float:
-        r"""Diffusion time to flow time: :math:`t = 1 - \tau`."""
+        r"""Diffusion time to flow time: :math:`t = 1 - \tau` (:func:`gencode.paths.flow_time`)."""
         _check_t(tau)
-        return 1.0 - tau
+        return flow_time(float(tau))
 
-    @staticmethod
-    def scale(t: float) -> float:
-        """Signal scale ``a(t) = t`` (``MixtureOracle``'s ``scale``)."""
-        _check_t(t)
-        return float(t)
+    @classmethod
+    def scale(cls, t: float) -> float:
+        """Signal scale ``a(t) = t`` (``MixtureOracle``'s ``scale``): the path's ``alpha`` at ``tau = 1 - t``."""
+        return float(cls.path.alpha(cls.diffusion_time(t)))
 
-    @staticmethod
-    def noise_std(t: float) -> float:
-        """Noise standard deviation ``s(t) = 1 - t``."""
-        _check_t(t)
-        return 1.0 - float(t)
+    @classmethod
+    def noise_std(cls, t: float) -> float:
+        """Noise standard deviation ``s(t) = 1 - t``: the path's ``sigma`` at ``tau = 1 - t``."""
+        return float(cls.path.sigma(cls.diffusion_time(t)))
 
     # -- the path --------------------------------------------------------------------------------
     @staticmethod
     def interpolate(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """``x_t = t x_1 + (1 - t) x_0``; ``t`` of shape (B,) or scalar, ``x0, x1`` of shape (B, D)."""
+        """``x_t = t x_1 + (1 - t) x_0``; ``t`` of shape (B,) or scalar, ``x0, x1`` of shape (B, D).
+
+        This is ``FlowPath.path.sample(x1, 1 - t, x0)``, written in flow time so that ``t`` enters exactly
+        (``1 - (1 - t)`` is ``t`` only up to rounding); ``tests/test_flow_matching.py`` checks the two agree.
+        """
         t = torch.as_tensor(t, device=x0.device, dtype=x0.dtype)
         t = t.reshape(-1, *([1] * (x0.ndim - 1))) if t.ndim else t
         return t * x1 + (1 - t) * x0
 
-    @staticmethod
-    def data_from_velocity(x: torch.Tensor, t: torch.Tensor | float, v: torch.Tensor) -> torch.Tensor:
-        r""":math:`\mathbb{E}[x_1 \mid x_t = x] = x + (1 - t)\, v` for the optimal velocity :math:`v`."""
-        return x + (1 - torch.as_tensor(t, device=x.device, dtype=x.dtype).reshape(-1, 1)) * v
+    @classmethod
+    def data_from_velocity(cls, x: torch.Tensor, t: torch.Tensor | float, v: torch.Tensor) -> torch.Tensor:
+        r""":math:`\mathbb{E}[x_1 \mid x_t = x] = x + (1 - t)\, v` for the optimal velocity :math:`v`: the path's
+        :meth:`~gencode.paths.GaussianPath.x0_from_velocity` at :math:`\tau = 1 - t` with velocity :math:`-v`."""
+        _check_t(t)
+        return cls.path.x0_from_velocity(x, -v, diffusion_time(_time_like(t, x)))
 
-    @staticmethod
-    def noise_from_velocity(x: torch.Tensor, t: torch.Tensor | float, v: torch.Tensor) -> torch.Tensor:
-        r""":math:`\mathbb{E}[x_0 \mid x_t = x] = x - t\, v`."""
-        return x - torch.as_tensor(t, device=x.device, dtype=x.dtype).reshape(-1, 1) * v
+    @classmethod
+    def noise_from_velocity(cls, x: torch.Tensor, t: torch.Tensor | float, v: torch.Tensor) -> torch.Tensor:
+        r""":math:`\mathbb{E}[x_0 \mid x_t = x] = x - t\, v`: the path's
+        :meth:`~gencode.paths.GaussianPath.eps_from_velocity` at :math:`\tau = 1 - t` with velocity :math:`-v`."""
+        _check_t(t)
+        return cls.path.eps_from_velocity(x, -v, diffusion_time(_time_like(t, x)))
 
     @classmethod
     def oracle_velocity(cls, oracle: MixtureOracle) -> Velocity:
         r"""The exact marginal velocity :math:`u_t(x) = \mathbb{E}[x_1 - x_0 \mid x_t = x]` of
-        Gaussian-mixture data (``fm.mixture_velocity``): the oracle's velocity with :math:`a = t`,
-        :math:`s = 1 - t`, :math:`\dot a = 1`, :math:`\dot s = -1`."""
+        Gaussian-mixture data (``fm.mixture_velocity``): minus the oracle's probability-flow velocity of the
+        path in diffusion time, :math:`\alpha = 1 - \tau`, :math:`\sigma = \tau`, :math:`\dot\alpha = -1`,
+        :math:`\dot\sigma = 1` at :math:`\tau = 1 - t` (in flow time: :math:`a = t`, :math:`s = 1 - t`,
+        :math:`\dot a = 1`, :math:`\dot s = -1`)."""
         def velocity(x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
-            t = float(t)  # the oracle takes host scalars; one time for the batch
-            return oracle.velocity(x, cls.scale(t), cls.noise_std(t), 1.0, -1.0)
+            tau = cls.diffusion_time(float(t))  # the oracle takes host scalars; one time for the batch
+            p = cls.path
+            return -oracle.velocity(x, float(p.alpha(tau)), float(p.sigma(tau)), float(p.d_alpha(tau)),
+                                    float(p.d_sigma(tau)))
         return velocity
+
+
+def _time_like(t: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
+    """``t`` as a tensor in ``x``'s dtype on ``x``'s device (a Python number stays exact in float64 first)."""
+    return torch.as_tensor(t, device=x.device, dtype=x.dtype)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from .diffusion import NoisePredictor, NoiseSchedule, check_step_probs, draw_ste
 from .distributions import GaussianMixture
 from .nets import MLP
 from .oracle import MixtureOracle
+from .paths import eps_from_score_at
 
 __all__ = ["ConditionalDDPM", "LabelledMixture", "NoisyClassifier", "cfg_noise", "classifier_guided_noise", "labelled_batches",
            "oracle_guided_predictor"]
@@ -71,7 +72,8 @@ def classifier_guided_noise(eps_uncond: torch.Tensor, grad_log_classifier: torch
     if eps_uncond.shape != grad_log_classifier.shape:
         raise ValueError("eps_uncond and grad_log_classifier must have the same shape")
     _check_gamma(gamma)
-    return eps_uncond - gamma * noise_std * grad_log_classifier
+    # the classifier's score, gamma-sharpened, read as noise: eps = -sigma * (gamma grad) (gencode.paths)
+    return eps_uncond + eps_from_score_at(grad_log_classifier, gamma * noise_std)
 
 
 def _check_gamma(gamma: float) -> None:

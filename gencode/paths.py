@@ -219,7 +219,7 @@ class GaussianPath(abc.ABC):
 
     Subclasses give :meth:`_alpha`, :meth:`_sigma`, :meth:`_d_alpha`, :meth:`_d_sigma` on a validated
     floating tensor; everything else is derived here (subclasses may override a derived quantity with a
-    closed form that is more accurate, e.g. :math:`g^2 = \beta` for VP paths).
+    closed form that is more accurate or cheaper, e.g. :math:`(f, g^2) = (-\beta/2, \beta)` for VP paths in :meth:`_f_g2`).
 
     Attributes:
         t_min, t_max: the time interval.
@@ -415,16 +415,19 @@ class GaussianPath(abc.ABC):
     # -- SDEs with these marginals ----------------------------------------------------------------
     def drift_coef(self, t: Time) -> torch.Tensor:
         r""":math:`f(t) = \dot\alpha/\alpha`: the forward SDE's drift is :math:`f(t)\, x`."""
-        t = self.time(t)
-        return self._d_alpha(t) / self._alpha(t)
+        return self._f_g2(self.time(t))[0]
 
     def g2(self, t: Time) -> torch.Tensor:
         r""":math:`g(t)^2 = 2\sigma\dot\sigma - 2 f\sigma^2 = 2\sigma^2\,\mathrm{d}\log(\sigma/\alpha)/\mathrm{d}t`,
         so that :math:`\mathrm{d}\sigma^2/\mathrm{d}t = 2 f\sigma^2 + g^2` (the forward SDE has kernel
         :math:`\mathcal{N}(\alpha x_0, \sigma^2 I)`)."""
-        t = self.time(t)
+        return self._f_g2(self.time(t))[1]
+
+    def _f_g2(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(f(t), g^2(t))`` on a validated time; subclasses with closed forms override this one method."""
         a, s, da, ds = self._alpha(t), self._sigma(t), self._d_alpha(t), self._d_sigma(t)
-        return 2 * s * ds - 2 * da / a * s * s
+        f = da / a
+        return f, 2 * s * ds - 2 * f * s * s
 
     def diffusion(self, t: Time) -> torch.Tensor:
         r""":math:`g(t) = \sqrt{g^2(t)}`."""
@@ -452,8 +455,7 @@ class GaussianPath(abc.ABC):
         if isinstance(lam_noise, bool) or not isinstance(lam_noise, int | float) or not (
                 math.isfinite(lam_noise) and lam_noise >= 0):
             raise ValueError(f"lam_noise must be a finite number >= 0, got {lam_noise!r}")
-        tt = self.time(t)
-        f, g2 = _against(self.drift_coef(tt), x), _against(self.g2(tt), x)
+        f, g2 = (_against(c, x) for c in self._f_g2(self.time(t)))
         return f * x - (1 + lam_noise**2) / 2 * g2 * score
 
     def sde_diffusion(self, t: Time, lam_noise: float = 1.0) -> torch.Tensor:
@@ -498,11 +500,9 @@ class _VP(GaussianPath):
         L, beta = self._log_alphabar(t)
         return 0.5 * beta * L.exp() / (-torch.expm1(L)).sqrt()
 
-    def drift_coef(self, t: Time) -> torch.Tensor:
-        return -0.5 * self.beta(t)
-
-    def g2(self, t: Time) -> torch.Tensor:
-        return self.beta(t)
+    def _f_g2(self, t):
+        beta = self._log_alphabar(t)[1]
+        return -0.5 * beta, beta
 
     def _lam_from_L(self, L: torch.Tensor) -> torch.Tensor:
         return 0.5 * (L - torch.log(-torch.expm1(L)))
@@ -571,10 +571,9 @@ class SubVP(VPLinear):
         L, beta = self._log_alphabar(t)
         return beta * L.exp()
 
-    def g2(self, t: Time) -> torch.Tensor:
-        t = self.time(t)
+    def _f_g2(self, t):
         L, beta = self._log_alphabar(t)
-        return beta * -torch.expm1(2 * L)
+        return -0.5 * beta, beta * -torch.expm1(2 * L)
 
     def lam(self, t: Time) -> torch.Tensor:
         return GaussianPath.lam(self, t)
@@ -736,11 +735,8 @@ class VE(GaussianPath):
     def _d_sigma(self, t):
         return self._level(t) ** 2 * (self._log_ratio / self.T) / self._sigma(t)
 
-    def drift_coef(self, t: Time) -> torch.Tensor:
-        return torch.zeros_like(self.time(t))
-
-    def g2(self, t: Time) -> torch.Tensor:
-        return 2 * self._log_ratio / self.T * self._level(self.time(t)) ** 2
+    def _f_g2(self, t):
+        return torch.zeros_like(t), 2 * self._log_ratio / self.T * self._level(t) ** 2
 
     def diffusion(self, t: Time) -> torch.Tensor:
         return self._level(self.time(t)) * math.sqrt(2 * self._log_ratio / self.T)

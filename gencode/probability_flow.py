@@ -37,6 +37,7 @@ from .diffusion import NoiseSchedule
 from .distributions import Gaussian, GaussianMixture
 from .ode import integrate_with_logdensity, odeint
 from .oracle import MixtureOracle
+from .paths import VPDiscrete, x0_from_eps_at
 
 __all__ = ["VPPath", "ddim_sample", "ddim_sigma", "ddim_step", "ddim_timesteps", "noise_prediction_loss",
            "ode_log_likelihood", "oracle_noise_model", "oracle_score", "pf_ode_sample", "score_from_noise_model"]
@@ -59,15 +60,15 @@ def _unit_time(name: str, tau: float | torch.Tensor) -> None:
         raise ValueError(f"{name} must lie in [0, 1], got {tau}")
 
 
-class VPPath:
-    r"""The continuous-time VP process of a DDPM schedule, :math:`x_\tau = a(\tau) x_0 + s(\tau)\varepsilon`.
+class VPPath(VPDiscrete):
+    r"""The continuous-time VP process of a DDPM schedule, :math:`x_\tau = a(\tau) x_0 + s(\tau)\varepsilon`: the
+    path :class:`gencode.paths.VPDiscrete` (diffusion time :math:`t = \tau`) under this chapter's names.
 
     With :math:`u = \tau T`, :math:`\log\bar\alpha` is the cubic Hermite interpolant of the knots
     :math:`(t, \log\bar\alpha_t)` with central-difference slopes: at integer steps the path is exactly the
     schedule's :math:`q(x_t \mid x_0)`, and :math:`\beta(\tau) = -\mathrm{d}\log\bar\alpha/\mathrm{d}\tau`
-    is continuous (a piecewise-constant :math:`\beta` would make the ODE's right-hand side jump at every
-    step and cost ODE solvers their order). Then :math:`a = \sqrt{\bar\alpha}`,
-    :math:`s = \sqrt{1 - \bar\alpha}`.
+    is continuous. Then :math:`a = \sqrt{\bar\alpha}` (:meth:`scale`), :math:`s = \sqrt{1 - \bar\alpha}`
+    (:meth:`noise_std`).
 
     Args:
         schedule: the DDPM noise schedule.
@@ -78,53 +79,20 @@ class VPPath:
         True
     """
 
-    def __init__(self, schedule: NoiseSchedule) -> None:
-        if not isinstance(schedule, NoiseSchedule):
-            raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
-        self.schedule = schedule
-        L = schedule.alphas_cumprod.log()  # (T + 1,)
-        self.log_alphas_cumprod = L
-        # slopes per step at the knots: central differences, one-sided at the ends
-        self.slopes = torch.cat([L[1:2] - L[:1], (L[2:] - L[:-2]) / 2, L[-1:] - L[-2:-1]]) if self.T > 1 \
-            else torch.cat([L[1:] - L[:1]] * 2)
-
-    @property
-    def T(self) -> int:
-        return self.schedule.T
-
-    def _hermite(self, tau: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``log alphabar(tau)`` and its derivative in ``u = tau T`` (cubic Hermite on each step)."""
-        L = self.log_alphas_cumprod.to(device=tau.device, dtype=tau.dtype)        # (T + 1,)
-        m = self.slopes.to(device=tau.device, dtype=tau.dtype)                    # (T + 1,)
-        u = tau * self.T
-        i = u.floor().clamp(0, self.T - 1).long()
-        w = u - i
-        h00, h10, h01, h11 = 2 * w**3 - 3 * w**2 + 1, w**3 - 2 * w**2 + w, 3 * w**2 - 2 * w**3, w**3 - w**2
-        value = h00 * L[i] + h10 * m[i] + h01 * L[i + 1] + h11 * m[i + 1]
-        slope = ((6 * w**2 - 6 * w) * (L[i] - L[i + 1]) + (3 * w**2 - 4 * w + 1) * m[i]
-                 + (3 * w**2 - 2 * w) * m[i + 1])
-        return value, slope
-
-    def alphabar(self, tau: float | torch.Tensor) -> torch.Tensor:
-        r""":math:`\bar\alpha(\tau)`, same shape as ``tau``."""
-        _unit_time("tau", tau)
-        return torch.exp(self._hermite(torch.as_tensor(tau, dtype=self.log_alphas_cumprod.dtype))[0])
+    def time(self, t: float | torch.Tensor, name: str = "tau") -> torch.Tensor:
+        return super().time(t, name)
 
     def scale(self, tau: float | torch.Tensor) -> torch.Tensor:
         r""":math:`a(\tau) = \sqrt{\bar\alpha(\tau)}`."""
-        return self.alphabar(tau).sqrt()
+        return self.alpha(tau)
 
     def noise_std(self, tau: float | torch.Tensor) -> torch.Tensor:
         r""":math:`s(\tau) = \sqrt{1 - \bar\alpha(\tau)}`."""
-        return (1 - self.alphabar(tau)).sqrt()
-
-    def beta(self, tau: float | torch.Tensor) -> torch.Tensor:
-        r""":math:`\beta(\tau) = -\mathrm{d}\log\bar\alpha/\mathrm{d}\tau`, continuous in :math:`\tau`."""
-        _unit_time("tau", tau)
-        return -self.T * self._hermite(torch.as_tensor(tau, dtype=self.log_alphas_cumprod.dtype))[1]
+        return self.sigma(tau)
 
     def pf_velocity(self, x: torch.Tensor, tau: float | torch.Tensor, score: torch.Tensor) -> torch.Tensor:
-        r"""The probability flow drift :math:`f - \tfrac{g^2}{2}\nabla\log p_\tau = -\tfrac{\beta}{2}(x + \nabla\log p_\tau)`.
+        r"""The probability flow drift :math:`f - \tfrac{g^2}{2}\nabla\log p_\tau = -\tfrac{\beta}{2}(x + \nabla\log p_\tau)`
+        (:meth:`gencode.paths.GaussianPath.sde_drift` with ``lam_noise = 0``).
 
         Args:
             x: points, shape ``(B, D)``.
@@ -133,9 +101,7 @@ class VPPath:
         """
         if score.shape != x.shape:
             raise ValueError(f"score must have the shape of x {tuple(x.shape)}, got {tuple(score.shape)}")
-        beta = torch.as_tensor(self.beta(tau), device=x.device, dtype=x.dtype)
-        return -beta / 2 * (x + score)
-
+        return self.sde_drift(x, tau, score, 0.0)
 
 
 def oracle_noise_model(oracle: MixtureOracle, schedule: NoiseSchedule) -> NoiseModel:
@@ -168,8 +134,7 @@ def score_from_noise_model(eps_model: NoiseModel, schedule: NoiseSchedule) -> Sc
     path = VPPath(schedule)
 
     def score(x: torch.Tensor, tau: torch.Tensor | float) -> torch.Tensor:
-        s = torch.as_tensor(path.noise_std(tau), device=x.device, dtype=x.dtype)
-        return -eps_model(x, torch.as_tensor(tau, device=x.device, dtype=x.dtype) * path.T) / s
+        return path.score_from_eps(eps_model(x, torch.as_tensor(tau, device=x.device, dtype=x.dtype) * path.T), tau)
 
     return score
 
@@ -219,7 +184,7 @@ def ddim_step(schedule: NoiseSchedule, x_t: torch.Tensor, eps: torch.Tensor, t: 
         raise ValueError(f"eps must have the shape of x_t {tuple(x_t.shape)}, got {tuple(eps.shape)}")
     sigma = ddim_sigma(schedule, t, s, eta).to(device=x_t.device, dtype=x_t.dtype)
     ab = schedule.alphas_cumprod.to(device=x_t.device, dtype=x_t.dtype)
-    x0_hat = (x_t - (1 - ab[t]).sqrt() * eps) / ab[t].sqrt()
+    x0_hat = x0_from_eps_at(x_t, eps, ab[t].sqrt(), (1 - ab[t]).sqrt())
     x_s = ab[s].sqrt() * x0_hat + (1 - ab[s] - sigma**2).clamp(min=0).sqrt() * eps
     if eta > 0:
         if noise is None:

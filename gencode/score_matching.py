@@ -34,6 +34,7 @@ from torch.func import jacrev, jvp, vmap
 
 from .nets import MLP
 from .oracle import MixtureOracle
+from .paths import eps_from_score_at, score_from_x0_at, x0_from_eps_at
 
 __all__ = [
     "NoiseConditionalScore",
@@ -188,7 +189,7 @@ def denoising_score_matching_loss(
     elif noise.shape != x.shape:
         raise ValueError(f"noise must have the shape of x {tuple(x.shape)}, got {tuple(noise.shape)}")
     x_tilde = x + sig * noise
-    target = -(x_tilde - x) / sig**2  # = -noise / sigma
+    target = score_from_x0_at(x_tilde, x, 1.0, sig)  # -(x_tilde - x)/sigma^2 = -noise/sigma (alpha = 1)
     return 0.5 * (score(x_tilde, sig.squeeze(-1)) - target).square().sum(-1).mean()
 
 
@@ -239,7 +240,9 @@ def ncsn_loss(
     sigma = sigmas.to(device=x.device, dtype=x.dtype)[idx]  # (B,)
     noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     x_tilde = x + sigma.unsqueeze(-1) * noise
-    return 0.5 * (sigma.unsqueeze(-1) * score(x_tilde, sigma) + noise).square().sum(-1).mean()
+    # sigma s + noise = -(eps_hat - noise) with the noise eps_hat = -sigma s that the score predicts
+    eps_hat = eps_from_score_at(score(x_tilde, sigma), sigma.unsqueeze(-1))
+    return 0.5 * (eps_hat - noise).square().sum(-1).mean()
 
 
 def tweedie_denoiser(
@@ -259,7 +262,8 @@ def tweedie_denoiser(
     """
     _check_x(x_tilde)
     sig = _sigma(sigma, x_tilde)  # (B, 1)
-    return x_tilde + sig**2 * score(x_tilde, sig.squeeze(-1))
+    # x0 = (x_tilde - sigma eps)/alpha with alpha = 1 and eps = -sigma s: x_tilde + sigma^2 s
+    return x0_from_eps_at(x_tilde, eps_from_score_at(score(x_tilde, sig.squeeze(-1)), sig), 1.0, sig)
 
 
 class NoiseConditionalScore(nn.Module):

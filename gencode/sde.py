@@ -33,27 +33,14 @@ import torch
 
 from .diffusion import NoiseSchedule
 from .oracle import MixtureOracle
+from .paths import VE, GaussianPath, SubVP, VPLinear
 
-__all__ = ["SDE", "SDESample", "VESDE", "VPSDE", "euler_maruyama", "euler_maruyama_moments", "langevin_corrector",
+__all__ = ["SDE", "PathSDE", "SDESample", "SubVPSDE", "VESDE", "VPSDE", "euler_maruyama", "euler_maruyama_moments", "langevin_corrector",
            "oracle_score",
            "predictor_corrector_sample", "reverse_sde_sample"]
 
 Time = float | torch.Tensor
 ScoreFn = Callable[[torch.Tensor, float], torch.Tensor]
-
-
-def _positive(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _range(lo_name: str, lo: float, hi_name: str, hi: float, strict: bool) -> tuple[float, float]:
-    """Two positive numbers with ``lo < hi`` (``strict``) or ``lo <= hi``, naming the one that is wrong."""
-    lo, hi = _positive(lo_name, lo), _positive(hi_name, hi)
-    if hi < lo or (strict and hi == lo):
-        raise ValueError(f"{hi_name} must be {'>' if strict else '>='} {lo_name}, got {hi} and {lo}")
-    return lo, hi
 
 
 class SDE(ABC):
@@ -68,17 +55,9 @@ class SDE(ABC):
     """
 
     def __init__(self, T: float = 1.0) -> None:
-        self.T = _positive("T", T)
-
-    def _t(self, t: Time) -> torch.Tensor:
-        tt = torch.as_tensor(t, dtype=torch.float64) if not isinstance(t, torch.Tensor) else t
-        if not tt.is_floating_point():
-            tt = tt.to(torch.float64)
-        if tt.device.type == "cpu":
-            bad = ~((tt >= 0) & (tt <= self.T))
-            if bool(bad.any()):
-                raise ValueError(f"t must lie in [0, T] = [0, {self.T}], got {t}")
-        return tt
+        if isinstance(T, bool) or not isinstance(T, int | float) or not math.isfinite(T) or T <= 0:
+            raise ValueError(f"T must be a finite number > 0, got {T!r}")
+        self.T = float(T)
 
     @abstractmethod
     def drift(self, x: torch.Tensor, t: Time) -> torch.Tensor:
@@ -110,12 +89,49 @@ class SDE(ABC):
         return self.drift(x, t) - self.diffusion(t) ** 2 * score_fn(x, t)
 
 
-class VPSDE(SDE):
+class PathSDE(SDE):
+    r"""The linear SDE :math:`\mathrm{d}x = f(t)\, x\,\mathrm{d}t + g(t)\,\mathrm{d}W` whose kernel is a Gaussian path
+    :math:`\mathcal{N}(\alpha(t) x_0, \sigma(t)^2 I)` of :mod:`gencode.paths`: :math:`f = \dot\alpha/\alpha`,
+    :math:`g^2 = 2\sigma\dot\sigma - 2 f\sigma^2` (:meth:`gencode.paths.GaussianPath.g2`). Every coefficient,
+    and the reverse-time drift, comes from the path.
+
+    Args:
+        path: a :class:`gencode.paths.GaussianPath` on :math:`[0, T]`.
+    """
+
+    def __init__(self, path: GaussianPath) -> None:
+        if not isinstance(path, GaussianPath):
+            raise TypeError(f"path must be a GaussianPath, got {type(path).__name__}")
+        if path.t_min != 0:
+            raise ValueError(f"path must start at t = 0 (data at t = 0), got t_min = {path.t_min}")
+        super().__init__(path.t_max)
+        self.path = path
+
+    def drift(self, x: torch.Tensor, t: Time) -> torch.Tensor:
+        return self.path.drift_coef(t) * x
+
+    def diffusion(self, t: Time) -> torch.Tensor:
+        return self.path.diffusion(t)
+
+    def marginal_scale(self, t: Time) -> torch.Tensor:
+        return self.path.alpha(t)
+
+    def marginal_std(self, t: Time) -> torch.Tensor:
+        return self.path.sigma(t)
+
+    def reverse_drift(self, x: torch.Tensor, t: float, score_fn: ScoreFn) -> torch.Tensor:
+        r"""The reverse-time drift :math:`f x - g^2 \nabla_x \log p_t(x)` (``sde.reverse``), for ``dt < 0``:
+        :meth:`gencode.paths.GaussianPath.sde_drift` with ``lam_noise = 1``."""
+        return self.path.sde_drift(x, t, score_fn(x, t), 1.0)
+
+
+class VPSDE(PathSDE):
     r"""The variance preserving SDE :math:`\mathrm{d}x = -\tfrac12 \beta(t) x\,\mathrm{d}t + \sqrt{\beta(t)}\,\mathrm{d}W`.
 
     :math:`\beta(t) = \beta_{\min} + (\beta_{\max} - \beta_{\min})\, t / T` and
     :math:`B(t) = \int_0^t \beta = \beta_{\min} t + (\beta_{\max} - \beta_{\min})\, t^2 / (2T)`; the kernel is
-    :math:`\mathcal{N}(e^{-B/2} x_0, (1 - e^{-B}) I)` (``sde.vp.kernel``); the prior is :math:`\mathcal{N}(0, I)`.
+    :math:`\mathcal{N}(e^{-B/2} x_0, (1 - e^{-B}) I)` (``sde.vp.kernel``), the path
+    :class:`gencode.paths.VPLinear`; the prior is :math:`\mathcal{N}(0, I)`.
 
     Args:
         beta_min, beta_max: :math:`0 < \beta_{\min} \le \beta_{\max}`.
@@ -130,30 +146,19 @@ class VPSDE(SDE):
         Song et al. Score-Based Generative Modeling through SDEs. 2021. arXiv:2011.13456 (eq. 11).
     """
 
+    path: VPLinear
+
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0, T: float = 1.0) -> None:
-        super().__init__(T)
-        self.beta_min, self.beta_max = _range("beta_min", beta_min, "beta_max", beta_max, strict=False)
+        super().__init__(VPLinear(beta_min, beta_max, T))
+        self.beta_min, self.beta_max = self.path.beta_min, self.path.beta_max
 
     def beta(self, t: Time) -> torch.Tensor:
         """:math:`\\beta(t)`."""
-        return self.beta_min + (self.beta_max - self.beta_min) * self._t(t) / self.T
+        return self.path.beta(t)
 
     def integrated_beta(self, t: Time) -> torch.Tensor:
         """:math:`B(t) = \\int_0^t \\beta(s)\\,ds`."""
-        t = self._t(t)
-        return self.beta_min * t + (self.beta_max - self.beta_min) * t**2 / (2 * self.T)
-
-    def drift(self, x: torch.Tensor, t: Time) -> torch.Tensor:
-        return -0.5 * self.beta(t) * x
-
-    def diffusion(self, t: Time) -> torch.Tensor:
-        return self.beta(t).sqrt()
-
-    def marginal_scale(self, t: Time) -> torch.Tensor:
-        return torch.exp(-0.5 * self.integrated_beta(t))
-
-    def marginal_std(self, t: Time) -> torch.Tensor:
-        return (-torch.expm1(-self.integrated_beta(t))).sqrt()  # sqrt(1 - e^{-B}), accurate near t = 0
+        return self.path.integrated_beta(t)
 
     def prior_std(self) -> float:
         return 1.0
@@ -175,13 +180,13 @@ class VPSDE(SDE):
         return NoiseSchedule(self.beta(t) * h)
 
 
-class VESDE(SDE):
+class VESDE(PathSDE):
     r"""The variance exploding SDE :math:`\mathrm{d}x = \sqrt{\mathrm{d}\sigma^2(t)/\mathrm{d}t}\,\mathrm{d}W`.
 
     :math:`\sigma(t) = \sigma_{\min} (\sigma_{\max}/\sigma_{\min})^{t/T}`, so
     :math:`g(t) = \sigma(t) \sqrt{2 \log(\sigma_{\max}/\sigma_{\min}) / T}`; the kernel is
-    :math:`\mathcal{N}(x_0, (\sigma(t)^2 - \sigma_{\min}^2) I)` (``sde.ve.kernel``): the process starts at
-    the data, so its variance at :math:`t` is :math:`\sigma(t)^2 - \sigma(0)^2`. The prior is
+    :math:`\mathcal{N}(x_0, (\sigma(t)^2 - \sigma_{\min}^2) I)` (``sde.ve.kernel``, the path :class:`gencode.paths.VE`):
+    the process starts at the data, so its variance at :math:`t` is :math:`\sigma(t)^2 - \sigma(0)^2`. The prior is
     :math:`\mathcal{N}(0, (\sigma_{\max}^2 - \sigma_{\min}^2) I)`; choose :math:`\sigma_{\max}` large
     against the data's spread.
 
@@ -197,30 +202,43 @@ class VESDE(SDE):
         Song et al. Score-Based Generative Modeling through SDEs. 2021. arXiv:2011.13456 (eq. 9).
     """
 
+    path: VE
+
     def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0, T: float = 1.0) -> None:
-        super().__init__(T)
-        self.sigma_min, self.sigma_max = _range("sigma_min", sigma_min, "sigma_max", sigma_max, strict=True)
-        self._log_ratio = math.log(sigma_max / sigma_min)
+        super().__init__(VE(sigma_min, sigma_max, T))
+        self.sigma_min, self.sigma_max = self.path.sigma_min, self.path.sigma_max
 
     def sigma(self, t: Time) -> torch.Tensor:
-        """:math:`\\sigma(t)`."""
-        return self.sigma_min * torch.exp(self._log_ratio * self._t(t) / self.T)
-
-    def drift(self, x: torch.Tensor, t: Time) -> torch.Tensor:
-        self._t(t)
-        return torch.zeros_like(x)
-
-    def diffusion(self, t: Time) -> torch.Tensor:
-        return self.sigma(t) * math.sqrt(2 * self._log_ratio / self.T)
-
-    def marginal_scale(self, t: Time) -> torch.Tensor:
-        return torch.ones_like(self._t(t))
-
-    def marginal_std(self, t: Time) -> torch.Tensor:
-        return (self.sigma(t) ** 2 - self.sigma_min**2).clamp(min=0).sqrt()
+        """:math:`\\sigma(t)` (the path's :meth:`gencode.paths.VE.noise_level`, not the kernel's standard deviation)."""
+        return self.path.noise_level(t)
 
     def prior_std(self) -> float:
         return math.sqrt(self.sigma_max**2 - self.sigma_min**2)
+
+
+class SubVPSDE(PathSDE):
+    r"""The sub-VP SDE :math:`\mathrm{d}x = -\tfrac12\beta(t) x\,\mathrm{d}t + \sqrt{\beta(t)(1 - e^{-2B(t)})}\,\mathrm{d}W`
+    (Song et al. 2021, eq. 29), with :math:`\beta, B` as in :class:`VPSDE`: its kernel
+    :math:`\mathcal{N}(e^{-B/2} x_0, (1 - e^{-B})^2 I)` (the path :class:`gencode.paths.SubVP`) has a variance below
+    the VP one at every :math:`t`; the prior is :math:`\mathcal{N}(0, I)`.
+
+    Args:
+        beta_min, beta_max: :math:`0 < \beta_{\min} \le \beta_{\max}`.
+        T: final time.
+
+    Example:
+        >>> float(SubVPSDE().marginal_std(0.0))
+        0.0
+    """
+
+    path: SubVP
+
+    def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0, T: float = 1.0) -> None:
+        super().__init__(SubVP(beta_min, beta_max, T))
+        self.beta_min, self.beta_max = self.path.beta_min, self.path.beta_max
+
+    def prior_std(self) -> float:
+        return 1.0
 
 
 def oracle_score(oracle: MixtureOracle, sde: SDE) -> ScoreFn:

@@ -350,3 +350,209 @@ def test_device_and_dtype_follow_the_inputs(device):
     t = torch.full((4,), 0.5, device=device, dtype=torch.float32)
     out = p.velocity_from_eps(x, x, t)
     assert out.device == x.device and out.dtype == torch.float32
+
+
+# --- the refactored modules give the numbers of straightforward implementations ----------------------
+# Each sampler or conversion that now goes through gencode.paths is run next to a loop written out here from
+# the paper's equations, with its own coefficients (cumprod of 1 - beta, exp(-B/2), ...), on the same inputs
+# and the same random stream. Tolerance 1e-10 (float64): the two differ only in the order of roundings
+# (e.g. beta vs sqrt(beta)^2, alpha^2 + sigma^2 vs 1), ~1e-16 relative per operation, accumulated over at
+# most a few hundred contracting steps; a wrong coefficient (a missing square root, a swapped alpha and
+# sigma, a sign) changes the results at order 1e-3 or more.
+
+from gencode import consistency as cm  # noqa: E402
+from gencode import flow_matching as fm  # noqa: E402
+from gencode import guidance as gd  # noqa: E402
+from gencode import probability_flow as pf  # noqa: E402
+from gencode import score_matching as sm  # noqa: E402
+from gencode import sde as sd  # noqa: E402
+from gencode.diffusion import ancestral_sample, oracle_noise_predictor  # noqa: E402
+from gencode.distributions import GaussianMixture  # noqa: E402
+from gencode.oracle import MixtureOracle  # noqa: E402
+
+SAME = dict(rtol=1e-10, atol=1e-10)  # see above
+
+
+def _mixture(device) -> GaussianMixture:
+    means = torch.tensor([[-1.0, 0.5], [1.2, -0.3]], dtype=torch.float64)
+    covs = torch.tensor([[[0.2, 0.05], [0.05, 0.1]], [[0.15, 0.0], [0.0, 0.3]]], dtype=torch.float64)
+    return GaussianMixture(torch.tensor([0.4, 0.6], dtype=torch.float64), means, covs).to(device)
+
+
+def _ddpm_coefficients(T: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """beta_t, alpha_t, alphabar_t for t = 1..T (index t - 1) of DDPM's linear schedule, written out."""
+    beta = torch.linspace(1e-4, 0.02 * 1000 / T, T, dtype=torch.float64, device=device)
+    alpha = 1 - beta
+    return beta, alpha, torch.cumprod(alpha, 0)
+
+
+def test_diffusion_conversions_and_ancestral_sampler_unchanged(device):
+    T = 100
+    sched = NoiseSchedule.linear(T, 1e-4, 0.02 * 1000 / T).to(device)
+    beta, alpha, abar = _ddpm_coefficients(T, device)
+    g = torch.Generator(device=device).manual_seed(5)
+    x0, eps = (torch.randn(6, 2, generator=g, device=device, dtype=torch.float64) for _ in range(2))
+    t = torch.tensor([1, 7, 30, 55, 80, 100], device=device)
+    a, s = abar[t - 1].sqrt()[:, None], (1 - abar[t - 1]).sqrt()[:, None]
+    xt = a * x0 + s * eps
+    torch.testing.assert_close(sched.predict_x0_from_noise(xt, eps, t), (xt - s * eps) / a, **SAME)
+    torch.testing.assert_close(sched.noise_from_x0(xt, x0, t), (xt - a * x0) / s, **SAME)
+    torch.testing.assert_close(sched.score_from_noise(eps, t), -eps / s, **SAME)
+    torch.testing.assert_close(sched.conditional_score(xt, x0, t), -(xt - a * x0) / s**2, **SAME)
+    v = a * eps - s * x0
+    torch.testing.assert_close(sched.v_from_noise(xt, eps, t), v, **SAME)
+    torch.testing.assert_close(sched.noise_from_v(xt, v, t), a * v + s * xt, **SAME)
+    score = -eps / s
+    torch.testing.assert_close(sched.mean_from_score(xt, score, t),
+                               (xt + beta[t - 1][:, None] * score) / alpha[t - 1].sqrt()[:, None], **SAME)
+    # the ancestral sampler on the exact noise predictor, sigma_t^2 = beta_t, one random stream for both
+    oracle = MixtureOracle(_mixture(device))
+    predictor = oracle_noise_predictor(sched, oracle)
+    x_T = torch.randn(200, 2, generator=g, device=device, dtype=torch.float64)
+    ours = ancestral_sample(sched, predictor, x_T, generator=torch.Generator(device=device).manual_seed(6))
+    g2_ = torch.Generator(device=device).manual_seed(6)
+    x = x_T
+    for k in range(T, 0, -1):
+        b, al, ab = beta[k - 1], alpha[k - 1], abar[k - 1]
+        e = oracle.noise(x, float(ab.sqrt()), float((1 - ab).sqrt()))
+        mean = (x - b / (1 - ab).sqrt() * e) / al.sqrt()
+        x = mean + b.sqrt() * torch.randn(x.shape, generator=g2_, device=device, dtype=x.dtype) if k > 1 else mean
+    torch.testing.assert_close(ours, x, **SAME)
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_ddim_sampler_unchanged(eta, device):
+    T, steps = 100, 10
+    sched = NoiseSchedule.linear(T, 1e-4, 0.02 * 1000 / T).to(device)
+    _, _, abar = _ddpm_coefficients(T, device)
+    abar = torch.cat([abar.new_ones(1), abar])  # abar[0] = 1: step 0 is the data
+    oracle = MixtureOracle(_mixture(device))
+    eps_model = pf.oracle_noise_model(oracle, sched)
+    x_T = torch.randn(200, 2, generator=torch.Generator(device=device).manual_seed(7), device=device,
+                      dtype=torch.float64)
+    ours = pf.ddim_sample(eps_model, sched, x_T, steps, eta, generator=torch.Generator(device=device).manual_seed(8))
+    g = torch.Generator(device=device).manual_seed(8)
+    x = x_T
+    times = [T - k * T // steps for k in range(steps + 1)]
+    for t, s in zip(times[:-1], times[1:]):
+        e = oracle.noise(x, float(abar[t].sqrt()), float((1 - abar[t]).sqrt()))
+        x0 = (x - (1 - abar[t]).sqrt() * e) / abar[t].sqrt()
+        sig = eta * ((1 - abar[s]) / (1 - abar[t])).sqrt() * (1 - abar[t] / abar[s]).sqrt()
+        x = abar[s].sqrt() * x0 + (1 - abar[s] - sig**2).clamp(min=0).sqrt() * e
+        if eta > 0:
+            x = x + sig * torch.randn(x.shape, generator=g, device=device, dtype=x.dtype)
+    torch.testing.assert_close(ours, x, **SAME)
+
+
+def test_pf_velocity_and_score_reading_unchanged(device):
+    sched = NoiseSchedule.linear(200)
+    path = pf.VPPath(sched)
+    oracle = MixtureOracle(_mixture(device))
+    x = torch.randn(50, 2, generator=torch.Generator(device=device).manual_seed(9), device=device,
+                    dtype=torch.float64)
+    for tau in (0.05, 0.3, 0.77):
+        score = pf.oracle_score(oracle, sched)(x, tau)
+        beta = float(path.beta(tau))
+        torch.testing.assert_close(path.pf_velocity(x, tau, score), -beta / 2 * (x + score), **SAME)
+        eps = pf.oracle_noise_model(oracle, sched)(x, tau * 200)
+        torch.testing.assert_close(pf.score_from_noise_model(pf.oracle_noise_model(oracle, sched), sched)(x, tau),
+                                   -eps / float((1 - path.alphabar(tau)).sqrt()), **SAME)
+
+
+@pytest.mark.parametrize("kind", ["vp", "ve"])
+def test_reverse_sde_sampler_unchanged(kind, device):
+    """reverse_sde_sample (Euler-Maruyama on f - g^2 score) against the loop written from Song et al.'s
+    equations with the VP/VE coefficients spelled out."""
+    oracle = MixtureOracle(_mixture(device))
+    n, steps, eps_t = 300, 40, 1e-3
+    if kind == "vp":
+        sde, bmin, bmax = sd.VPSDE(0.1, 20.0), 0.1, 20.0
+
+        def coefs(t):
+            B = bmin * t + (bmax - bmin) * t**2 / 2
+            beta = bmin + (bmax - bmin) * t
+            return -beta / 2, math.sqrt(beta), math.exp(-B / 2), math.sqrt(1 - math.exp(-B))
+        prior = 1.0
+    else:
+        sde, smin, smax = sd.VESDE(0.01, 10.0), 0.01, 10.0
+
+        def coefs(t):
+            s = smin * (smax / smin) ** t
+            return 0.0, s * math.sqrt(2 * math.log(smax / smin)), 1.0, math.sqrt(s**2 - smin**2)
+        prior = math.sqrt(smax**2 - smin**2)
+    ours = sd.reverse_sde_sample(sde, sd.oracle_score(oracle, sde), n, 2, steps=steps, eps=eps_t,
+                                 generator=torch.Generator(device=device).manual_seed(10), device=device).x
+    g = torch.Generator(device=device).manual_seed(10)
+    x = prior * torch.randn(n, 2, generator=g, device=device, dtype=torch.float64)
+    grid = torch.linspace(1.0, eps_t, steps + 1, dtype=torch.float64).tolist()
+    for k in range(steps):
+        t, dt = grid[k], grid[k + 1] - grid[k]
+        f, gg, a, s = coefs(t)
+        x_mean = x + (f * x - gg**2 * oracle.score(x, a, s)) * dt
+        x = x_mean if k == steps - 1 else x_mean + gg * math.sqrt(-dt) * torch.randn(
+            x.shape, generator=g, device=device, dtype=x.dtype)
+    torch.testing.assert_close(ours, x, **SAME)
+
+
+def test_flow_matching_unchanged(device):
+    """FlowPath's conversions and the oracle's Euler sampler against the flow-time formulas
+    (x + (1 - t) v, x - t v, t x1 + (1 - t) x0, and the velocity with a = t, s = 1 - t, a' = 1, s' = -1)."""
+    oracle = MixtureOracle(_mixture(device))
+    g = torch.Generator(device=device).manual_seed(11)
+    x, v, x1 = (torch.randn(40, 2, generator=g, device=device, dtype=torch.float64) for _ in range(3))
+    t = torch.rand(40, generator=g, device=device, dtype=torch.float64)
+    tc = t[:, None]
+    torch.testing.assert_close(fm.FlowPath.data_from_velocity(x, t, v), x + (1 - tc) * v, **SAME)
+    torch.testing.assert_close(fm.FlowPath.noise_from_velocity(x, t, v), x - tc * v, **SAME)
+    torch.testing.assert_close(fm.FlowPath.interpolate(x, x1, t), RectifiedFlow().sample(x1, 1 - t, x), **SAME)
+    ours = fm.sample(fm.FlowPath.oracle_velocity(oracle), x, method="euler", steps=20).x
+    y = x
+    for k in range(20):
+        u = k / 20
+        y = y + oracle.velocity(y, u, 1 - u, 1.0, -1.0) / 20
+    torch.testing.assert_close(ours, y, **SAME)
+
+
+def test_consistency_unchanged(device):
+    """The consistency model's output c_skip x + c_out F(c_in x, log t / 4) with Song et al.'s coefficients
+    written out, and one Heun teacher step of dx/dt = (x - D)/t."""
+    torch.manual_seed(0)
+    model = cm.ConsistencyModel(2, sigma_data=0.8, eps=0.002, T=80.0, hidden=16, depth=1, time_dim=8).double().to(
+        device)
+    g = torch.Generator(device=device).manual_seed(12)
+    x = torch.randn(30, 2, generator=g, device=device, dtype=torch.float64)
+    t = 0.002 + 10 * torch.rand(30, generator=g, device=device, dtype=torch.float64)
+    sdat, e = 0.8, 0.002
+    c_skip = sdat**2 / ((t - e) ** 2 + sdat**2)
+    c_out = sdat * (t - e) / (sdat**2 + t**2).sqrt()
+    c_in = 1 / (t**2 + sdat**2).sqrt()
+    with torch.no_grad():
+        want = c_skip[:, None] * x + c_out[:, None] * model.net(c_in[:, None] * x, t.log() / 4)
+        torch.testing.assert_close(model(x, t), want, **SAME)
+    den = cm.oracle_denoiser(MixtureOracle(_mixture(device)))
+    t0, t1 = t, t * 0.7
+    d0 = (x - den(x, t0)) / t0[:, None]
+    xe = x + (t1 - t0)[:, None] * d0
+    d1 = (xe - den(xe, t1)) / t1[:, None]
+    torch.testing.assert_close(cm.teacher_step(den, x, t0, t1), x + (t1 - t0)[:, None] * (d0 + d1) / 2, **SAME)
+
+
+def test_guidance_and_score_matching_unchanged(device):
+    g = torch.Generator(device=device).manual_seed(13)
+    eps, grad, x = (torch.randn(20, 2, generator=g, device=device, dtype=torch.float64) for _ in range(3))
+    torch.testing.assert_close(gd.classifier_guided_noise(eps, grad, 0.6, 3.0), eps - 3.0 * 0.6 * grad, **SAME)
+    score = lambda y, sigma: -y / (1 + sigma[:, None] ** 2)  # the score of N(0, I) smoothed by sigma
+    sig = 0.1 + torch.rand(20, generator=g, device=device, dtype=torch.float64)
+    noise = torch.randn(20, 2, generator=g, device=device, dtype=torch.float64)
+    x_tilde = x + sig[:, None] * noise
+    want = 0.5 * (score(x_tilde, sig) + noise / sig[:, None]).square().sum(-1).mean()
+    torch.testing.assert_close(sm.denoising_score_matching_loss(score, x, sig, noise=noise), want, **SAME)
+    torch.testing.assert_close(sm.tweedie_denoiser(score, x_tilde, sig),
+                               x_tilde + sig[:, None] ** 2 * score(x_tilde, sig), **SAME)
+    sigmas = torch.tensor([0.1, 0.5, 2.0], dtype=torch.float64)
+    ours = sm.ncsn_loss(score, x, sigmas, generator=torch.Generator(device=device).manual_seed(14))
+    g2_ = torch.Generator(device=device).manual_seed(14)
+    s = sigmas.to(device)[torch.randint(3, (20,), generator=g2_, device=device)]
+    z = torch.randn(x.shape, generator=g2_, device=device, dtype=x.dtype)
+    want = 0.5 * (s[:, None] * score(x + s[:, None] * z, s) + z).square().sum(-1).mean()
+    torch.testing.assert_close(ours, want, **SAME)

@@ -30,6 +30,7 @@ from gencode.distributions import GaussianMixture
 from gencode.oracle import MixtureOracle
 from gencode.sde import (
     VESDE,
+    SubVPSDE,
     VPSDE,
     euler_maruyama,
     euler_maruyama_moments,
@@ -368,3 +369,24 @@ def test_bad_input() -> None:
         oracle_score(MixtureOracle(_data(torch.device("cpu"))), "vp")
     with pytest.raises(ValueError, match="snr"):
         langevin_corrector(torch.zeros(2, 1), 0.0, lambda y, t: y, snr=0.0)
+
+
+@pytest.mark.parametrize("make", [lambda: VPSDE(0.1, 20.0), lambda: VESDE(0.01, 10.0), lambda: SubVPSDE(0.1, 20.0)],
+                         ids=["vp", "ve", "subvp"])
+def test_path_sde_coefficients_carry_the_kernel(make) -> None:
+    """The SDEs built on gencode.paths: the moment recursion of dx = f x dt + g dW (one coordinate, exact for the
+    Euler-Maruyama chain) started at (m0, 0) approaches the kernel's moments (alpha m0, sigma^2) at t = 0.7 as the
+    grid is refined. The chain's bias is O(h): with n = 20000 steps it is at most 2.5e-4 relative (measured;
+    it halves when h halves), inside the 1e-3 tolerance, while a wrong g^2 (the VP one on the sub-VP path)
+    misses the variance by 7e-3."""
+    sde = make()
+    m0, t_end, n = 1.3, 0.7, 20_000
+    grid = [t_end * k / n for k in range(n + 1)]
+    tt = torch.tensor(grid, dtype=torch.float64)  # the coefficients on the grid in one vectorised call each
+    coef = dict(zip(grid, sde.path.drift_coef(tt).tolist())).__getitem__
+    g2 = dict(zip(grid, (sde.diffusion(tt) ** 2).tolist())).__getitem__
+    m, v = euler_maruyama_moments(coef, g2, m0, 0.0, grid)
+    assert m == pytest.approx(m0 * float(sde.marginal_scale(t_end)), rel=1e-3)
+    assert v == pytest.approx(float(sde.marginal_std(t_end)) ** 2, rel=1e-3)
+    x = torch.zeros(3, 2, dtype=torch.float64)
+    torch.testing.assert_close(sde.drift(x + 1, 0.3), float(sde.path.drift_coef(0.3)) * (x + 1), rtol=RTOL, atol=0)
