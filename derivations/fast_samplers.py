@@ -45,6 +45,19 @@ from .sde import TexSymbol, jet
 
 REFS = ("lu2022dpmsolver", "zhang2023deis")
 
+
+def _mul(*args: sp.Expr) -> sp.Expr:
+    return sp.Mul(*args, evaluate=False)
+
+
+def _add(*args: sp.Expr) -> sp.Expr:
+    return sp.Add(*args, evaluate=False)
+
+
+def _frac(num: sp.Expr, den: sp.Expr) -> sp.Expr:
+    return sp.Mul(num, sp.Pow(den, -1, evaluate=False), evaluate=False)
+
+
 # ---------------------------------------------------------------------------------------------
 # 1. The probability flow ODE with the noise predictor
 
@@ -100,6 +113,7 @@ pf_lambda = register(Identity(
     ),
     references=REFS + ("song2021score",),
     scope=Scope.GENERAL,
+    display={"velocity": _add(_mul(_frac(ALPHA_DOT, ALPHA_), x), -_mul(SIGMA_, LAMBDA_DOT, EPS))},
     code=("gencode.fast_samplers.euler_step",),
 ))
 
@@ -165,6 +179,8 @@ variation_of_constants = register(Identity(
     ),
     references=REFS,
     scope=Scope.GENERAL,
+    display={"x_t": _add(_mul(_frac(A(lam_t), A(lam_s)), x_s),
+                         -_mul(A(lam_t), sp.Integral(_mul(sp.exp(-u), E(u)), (u, lam_s, lam_t))))},
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -181,18 +197,6 @@ def _dpm1_from_voc() -> sp.Expr:
     frozen = variation_of_constants.claim["x_t"].replace(E, sp.Lambda(u, eps_s)).doit()
     frozen = frozen.xreplace({A(lam_t): alpha_t, A(lam_s): alpha_s})
     return sp.expand(frozen.xreplace({lam_s: sp.log(alpha_s / sigma_s), lam_t: sp.log(alpha_t / sigma_t)}))
-
-
-def _mul(*args: sp.Expr) -> sp.Expr:
-    return sp.Mul(*args, evaluate=False)
-
-
-def _add(*args: sp.Expr) -> sp.Expr:
-    return sp.Add(*args, evaluate=False)
-
-
-def _frac(num: sp.Expr, den: sp.Expr) -> sp.Expr:
-    return sp.Mul(num, sp.Pow(den, -1, evaluate=False), evaluate=False)
 
 
 _DPM1 = alpha_t / alpha_s * x_s - sigma_t * (sp.exp(h) - 1) * eps_s
@@ -393,6 +397,8 @@ dpm1_local_error = register(Identity(
     ),
     references=REFS,
     scope=Scope.GENERAL,
+    display={"x_t": _add(_mul(_frac(alpha_t, alpha_s), X_S), -_mul(sigma_t, _add(sp.exp(h), -1), eps_s)),
+             "error": -_mul(_frac(h**2, 2), sigma_s, eps_1)},
     code=("gencode.fast_samplers.dpm_solver_1_step",),
 ))
 
@@ -428,6 +434,8 @@ dpm2_local_error = register(Identity(
     ),
     references=REFS,
     scope=Scope.GENERAL,
+    display={"u": _add(_mul(_frac(alpha_r, alpha_s), X_S), -_mul(sigma_r, _add(sp.exp(h / 2), -1), eps_s)),
+             "x_t": _add(_mul(_frac(alpha_t, alpha_s), X_S), -_mul(sigma_t, _add(sp.exp(h), -1), eps_u))},
     code=("gencode.fast_samplers.dpm_solver_2_step",),
 ))
 
@@ -477,6 +485,7 @@ denoiser_ode = register(Identity(
     ),
     references=("karras2022elucidating",) + REFS,
     scope=Scope.GENERAL,
+    display={"velocity": _frac(_add(XBAR, -DEN), SBAR)},
     code=("gencode.fast_samplers.heun_step",),
 ))
 

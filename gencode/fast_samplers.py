@@ -214,7 +214,15 @@ def _steps(steps: int) -> int:
 
 def lambda_grid(path: GaussianPath, steps: int, t_start: float, t_end: float) -> torch.Tensor:
     r"""``steps + 1`` times from ``t_start`` down to ``t_end``, uniform in :math:`\lambda` (DPM-Solver's
-    "logSNR" grid); float64, host."""
+    "logSNR" grid); float64, host.
+
+    Example:
+        >>> from gencode.paths import VPLinear
+        >>> path = VPLinear(0.1, 20.0)
+        >>> steps = path.lam(lambda_grid(path, 4, 1.0, 1e-3)).diff()
+        >>> bool(torch.allclose(steps, steps[0].expand(4)))
+        True
+    """
     _check_path(path)
     _steps(steps)
     s, t = _pair(path, t_start, t_end)
