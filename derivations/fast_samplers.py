@@ -534,3 +534,91 @@ gaussian_flow = register(Identity(
     display={"x_t": _add(_mul(alpha_t, m), _mul(_RATIO, _add(x_s, -_mul(alpha_s, m))))},
     code=("gencode.fast_samplers.gaussian_flow",),
 ))
+
+# ---------------------------------------------------------------------------------------------
+# 7. The data-prediction form (DPM-Solver++): the same ODE integrated against e^{lambda} x0_hat
+
+S = function("sigma", r"\sigma")                    # sigma as a function of lambda
+X0 = function("x0_hat", r"\hat x_{0}")              # x0_hat(x_lambda, lambda) along the trajectory
+
+
+def _voc_data(upper: sp.Expr) -> sp.Expr:
+    return S(upper) / S(lam_s) * x_s + S(upper) * sp.Integral(sp.exp(u) * X0(u), (u, lam_s, upper))
+
+
+def _voc_data_residuals(claim: Claim) -> list[sp.Expr]:
+    """The claim solves the noise-form ODE dx/dlambda = (alpha'/alpha) x - sigma eps_hat with alpha = sigma e^lambda
+    and eps_hat = (x - alpha x0_hat)/sigma, and equals x_s at lambda_s (integral as F(upper) - F(lower))."""
+    X = claim["x_t"].xreplace({lam_t: lam})
+    rate = {}
+    for I in claim["x_t"].atoms(sp.Integral):
+        (var, lo, hi), = I.limits
+        X = X.xreplace({I.xreplace({lam_t: lam}): _F(hi.xreplace({lam_t: lam})) - _F(lo)})
+        rate = {sp.Derivative(_F(lam), lam): I.function.xreplace({var: lam})}
+    alpha = S(lam) * sp.exp(lam)
+    eps_hat = (X - alpha * X0(lam)) / S(lam)
+    ode = sp.diff(X, lam).xreplace(rate) - (sp.diff(alpha, lam) / alpha * X - S(lam) * eps_hat)
+    return [ode, X.xreplace({lam: lam_s}) - x_s]
+
+
+data_prediction = register(Identity(
+    id="fast.data_prediction",
+    title="The exact solution written with the data prediction (DPM-Solver++)",
+    chapter="fast_samplers",
+    claim={"x_t": _voc_data(lam_t)},
+    check=ForAnyFunction(
+        "differentiate the claim in its upper limit and insert it in the noise-form ODE (fast.pf_lambda in lambda) "
+        "with eps_hat = (x - alpha x0_hat)/sigma, alpha = sigma e^lambda, for undefined sigma(lambda), "
+        "x0_hat(lambda); and its value at lambda_s; cancel",
+        _voc_data_residuals,
+        examples=({S: sp.Lambda(lam, 1 / (1 + sp.exp(lam))), A: sp.Lambda(lam, sp.exp(lam) / (1 + sp.exp(lam))),
+                   X0: sp.Lambda(u, 1 + u)},),
+    ),
+    template=r"x_t = $x_t",
+    assumptions=("hat x_0 = (x - sigma eps_hat)/alpha, the data prediction, along the solution; any Gaussian path",
+                 "coordinate by coordinate in every dimension"),
+    mutants=(
+        Mutant("decay_factor", {"x_t": _voc_data(lam_t).xreplace({sp.exp(u): sp.exp(-u)})},
+               r"$e^{-\lambda}$ in the integral (the noise form's factor) with the data prediction."),
+        Mutant("alpha_ratio", {"x_t": A(lam_t) / A(lam_s) * x_s
+                               + S(lam_t) * sp.Integral(sp.exp(u) * X0(u), (u, lam_s, lam_t))},
+               r"The noise form's linear part $\alpha_t/\alpha_s$ kept with the data prediction's integral."),
+    ),
+    references=("lu2022dpmsolverpp",),
+    scope=Scope.GENERAL,
+    display={"x_t": _add(_mul(_frac(S(lam_t), S(lam_s)), x_s),
+                         _mul(S(lam_t), sp.Integral(_mul(sp.exp(u), X0(u)), (u, lam_s, lam_t))))},
+))
+
+x0_s = TexSymbol("x0_s", r"\hat x_0(x_s, \lambda_s)", real=True)
+_PP1 = sigma_t / sigma_s * x_s - alpha_t * (sp.exp(-h) - 1) * x0_s
+_DDIM_X0 = alpha_t * x0_s + sigma_t * (x_s - alpha_s * x0_s) / sigma_s
+
+
+def _pp1_from_voc() -> sp.Expr:
+    frozen = data_prediction.claim["x_t"].replace(X0, sp.Lambda(u, x0_s)).doit()
+    frozen = frozen.xreplace({S(lam_t): sigma_t, S(lam_s): sigma_s})
+    return sp.expand(frozen.xreplace({lam_s: sp.log(alpha_s / sigma_s), lam_t: sp.log(alpha_t / sigma_t)}))
+
+
+dpm_solver_pp_1 = register(Identity(
+    id="fast.dpm_solver_pp_1",
+    title="DPM-Solver++ of first order, the data prediction frozen, is DDIM again",
+    chapter="fast_samplers",
+    claim={"x_t": _PP1},
+    check=Check("fast.data_prediction with x0_hat constant; integrate e^lambda; h = lambda_t - lambda_s; and equal to "
+                "DDIM alpha_t x0_hat + sigma_t eps_hat with eps_hat = (x_s - alpha_s x0_hat)/sigma_s; cancel",
+                lambda c: [_pp1_from_voc() - c["x_t"], _DDIM_X0 - c["x_t"]], definitions=_LAMBDAS),
+    template=r"x_t = $x_t = \alpha_t\,\hat x_0 + \sigma_t\,\hat\varepsilon_\theta(x_s, \lambda_s)",
+    assumptions=("any Gaussian path; hat x_0 frozen at its value at (x_s, lambda_s)",),
+    mutants=(
+        Mutant("exp_minus_h", {"x_t": sigma_t / sigma_s * x_s - alpha_t * sp.exp(-h) * x0_s},
+               r"$e^{-h}$ where $e^{-h} - 1$ belongs."),
+        Mutant("noise_exponent", {"x_t": sigma_t / sigma_s * x_s - alpha_t * (sp.exp(h) - 1) * x0_s},
+               r"The noise form's $e^{h} - 1$ with the data prediction."),
+    ),
+    references=("lu2022dpmsolverpp", "song2021ddim"),
+    scope=Scope.GENERAL,
+    display={"x_t": _add(_mul(_frac(sigma_t, sigma_s), x_s), -_mul(alpha_t, _add(sp.exp(-h), -1), x0_s))},
+    code=("gencode.fast_samplers.dpm_solver_pp_1_step",),
+))

@@ -42,7 +42,8 @@ from .consistency import karras_times
 from .oracle import MixtureOracle
 from .paths import PARAMETRISATIONS, GaussianPath
 
-__all__ = ["METHODS", "SampleResult", "ddim_step", "dpm_solver_1_step", "dpm_solver_2_step", "dpm_solver_pp_2_step",
+__all__ = ["METHODS", "SampleResult", "ddim_step", "dpm_solver_1_step", "dpm_solver_2_step", "dpm_solver_pp_1_step",
+           "dpm_solver_pp_2_step",
            "euler_step",
            "gaussian_flow", "heun_step", "karras_grid", "lambda_grid", "network_predictor", "oracle_predictor",
            "sample", "steps_for_nfe"]
@@ -159,6 +160,18 @@ def dpm_solver_2_step(path: GaussianPath, model: Predictor, x: torch.Tensor, s: 
     return dpm_solver_1_step(path, x, _predict(model, path, u, r, prediction, "eps"), s, t)
 
 
+def dpm_solver_pp_1_step(path: GaussianPath, x: torch.Tensor, x0: torch.Tensor, s: float | torch.Tensor,
+                         t: float | torch.Tensor) -> torch.Tensor:
+    r"""DPM-Solver++ of first order (``fast.dpm_solver_pp_1``): :math:`x_t = \frac{\sigma_t}{\sigma_s}x_s -
+    \alpha_t(e^{-h} - 1)\hat x_0`, the data prediction ``x0`` frozen; equal to DDIM. Needs :math:`\sigma_s > 0`."""
+    _check_path(path)
+    s, t = _pair(path, s, t)
+    h = path.lam(t) - path.lam(s)
+    if not bool(torch.isfinite(h)):
+        raise ValueError(f"lambda must be finite at s and t, got s={float(s)}, t={float(t)}")
+    return _coef(path.sigma(t) / path.sigma(s), x) * x - _coef(path.alpha(t) * torch.expm1(-h), x) * x0
+
+
 def dpm_solver_pp_2_step(path: GaussianPath, model: Predictor, x: torch.Tensor, s: float | torch.Tensor,
                          t: float | torch.Tensor, prediction: str = "eps",
                          r: float | torch.Tensor | None = None) -> torch.Tensor:
@@ -175,15 +188,9 @@ def dpm_solver_pp_2_step(path: GaussianPath, model: Predictor, x: torch.Tensor, 
     """
     _check_path(path)
     s, t = _pair(path, s, t)
-    lam_s, lam_t = path.lam(s), path.lam(t)
-    h = lam_t - lam_s
-    if not bool(torch.isfinite(h)):
-        raise ValueError(f"lambda must be finite at s and t, got s={float(s)}, t={float(t)}")
     r = _midpoint(path, s, t) if r is None else _time(path, "r", r)
-    x0_s = _predict(model, path, x, s, prediction, "x0")
-    u = _coef(path.sigma(r) / path.sigma(s), x) * x - _coef(path.alpha(r) * torch.expm1(-h / 2), x) * x0_s
-    x0_r = _predict(model, path, u, r, prediction, "x0")
-    return _coef(path.sigma(t) / path.sigma(s), x) * x - _coef(path.alpha(t) * torch.expm1(-h), x) * x0_r
+    u = dpm_solver_pp_1_step(path, x, _predict(model, path, x, s, prediction, "x0"), s, r)
+    return dpm_solver_pp_1_step(path, x, _predict(model, path, u, r, prediction, "x0"), s, t)
 
 
 def heun_step(path: GaussianPath, model: Predictor, x: torch.Tensor, s: float | torch.Tensor,

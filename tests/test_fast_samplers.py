@@ -17,7 +17,8 @@ import derivations.fast_samplers as d
 from gencode.consistency import oracle_denoiser, teacher_step
 from gencode.diffusion import NoiseSchedule
 from gencode.distributions import Gaussian, GaussianMixture
-from gencode.fast_samplers import (ddim_step, dpm_solver_1_step, dpm_solver_2_step, dpm_solver_pp_2_step, euler_step,
+from gencode.fast_samplers import (ddim_step, dpm_solver_1_step, dpm_solver_2_step, dpm_solver_pp_1_step,
+                                   dpm_solver_pp_2_step, euler_step,
                                    gaussian_flow, heun_step, karras_grid, lambda_grid, oracle_predictor, sample,
                                    steps_for_nfe)
 from gencode.oracle import MixtureOracle
@@ -89,6 +90,21 @@ def test_dpm_solver_1_is_ddim_step_for_step(device, generator) -> None:
                        x.cpu().numpy(), eps.cpu().numpy())
         torch.testing.assert_close(ours.cpu(), torch.as_tensor(theirs), rtol=1e-10, atol=1e-10)
         torch.testing.assert_close(ours, dpm_solver_1_step(path, x, eps, s, t), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.validates("fast.dpm_solver_pp_1")
+@pytest.mark.parametrize("path", PATHS, ids=repr)
+def test_dpm_solver_pp_1_matches_registry_and_ddim(path, device, generator) -> None:
+    claim = sp.lambdify((d.sigma_t, d.sigma_s, d.alpha_t, d.h, d.x_s, d.x0_s), d.dpm_solver_pp_1.claim["x_t"])
+    x = torch.randn(20, 2, generator=generator, device=device, dtype=F64)
+    x0 = torch.randn(20, 2, generator=generator, device=device, dtype=F64)
+    s, t = _pair_times(path)
+    ours = dpm_solver_pp_1_step(path, x, x0, s, t)
+    theirs = claim(float(path.sigma(t)), float(path.sigma(s)), float(path.alpha(t)), float(path.lam(t) - path.lam(s)),
+                   x.cpu().numpy(), x0.cpu().numpy())
+    torch.testing.assert_close(ours.cpu(), torch.as_tensor(theirs), rtol=1e-10, atol=1e-10)
+    # DDIM with the noise prediction that corresponds to x0
+    torch.testing.assert_close(ours, ddim_step(path, x, path.eps_from_x0(x, x0, s), s, t), rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.validates("fast.pf_lambda")
