@@ -21,13 +21,16 @@ oracle :math:`\mathbb{E}[\varepsilon \mid x_t = x]`). Registered here, general u
    :math:`\mathrm{d}\bar x/\mathrm{d}\bar\sigma = (\bar x - D)/\bar\sigma` with the denoiser :math:`D`; EDM's
    :math:`\mathrm{d}x/\mathrm{d}\sigma = (x - D)/\sigma` is the case :math:`\alpha = 1`;
 6. ``fast.gaussian_flow``: for Gaussian data the exact flow map, the reference against which the solvers'
-   orders are measured.
+   orders are measured;
+7. ``fast.data_prediction`` and ``fast.dpm_solver_pp_1``: the same solution written with the data prediction
+   :math:`\hat x_0` (DPM-Solver++), whose first-order step is DDIM again.
 
 Time convention: data at the start of time, noise at the end (:mod:`gencode.paths`); a sampler steps from
 :math:`s` to :math:`t < s`, so :math:`h = \lambda_t - \lambda_s > 0`.
 
 References:
     Lu, Zhou, Bao, Chen, Li, Zhu. DPM-Solver. 2022. arXiv:2206.00927.
+    Lu, Zhou, Bao, Chen, Li, Zhu. DPM-Solver++. 2022. arXiv:2211.01095.
     Zhang, Chen. Fast Sampling of Diffusion Models with Exponential Integrator (DEIS). 2023. arXiv:2204.13902.
     Karras, Aittala, Aila, Laine. Elucidating the Design Space of Diffusion-Based Generative Models. 2022.
 """
