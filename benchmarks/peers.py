@@ -6,6 +6,7 @@ For each pair (this project's implementation, a peer's) the two run on the same 
 the same budget (data, architecture size, batches, optimiser and steps).
 
     python -m benchmarks.peers [--device cuda] [--reps 7] [--flow-steps 3000] [--seeds 3] [--out PATH]
+                               [--only all|speed|flows|flow-speed]
 
 Prints a table and writes a JSON file (default ``benchmarks/results.json``) with the machine it ran
 on; the book's benchmark appendix shows that file.  Nothing here is a test: timings depend on the
@@ -222,6 +223,16 @@ def speed_rows(device: torch.device, reps: int, frechet_dim: int = 2048) -> list
                  **time_pair(lambda: frechet_distance(m1, S1, m2, S2, validate=False), frechet_scipy, device,
                              max(3, reps // 2))})
 
+    rows.extend(flow_speed_rows(device, reps, g))
+    return rows
+
+
+def flow_speed_rows(device: torch.device, reps: int, g: torch.Generator | None = None) -> list[dict]:
+    """MAF and RealNVP against zuko's: ``log_prob`` and its backward pass, the training step's cost."""
+    import zuko
+
+    rows = _Rows()
+    g = g if g is not None else torch.Generator(device=device).manual_seed(0)
     # flows: log_prob + backward
     for dim, batch in ((2, 512), (16, 512)):
         x = torch.randn(batch, dim, generator=g, device=device)
@@ -272,9 +283,14 @@ def flow_quality_rows(device: torch.device, steps: int, seeds: int) -> list[dict
                 test = datasets[data_name](20000, torch.Generator(device=device).manual_seed(99))
                 with torch.no_grad():
                     nll[side].append(float(-log_prob(test).mean()))
+        sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # noqa: E731
         rows.append({"model": model, "data": data_name, "steps": steps, "seeds": seeds,
                      "ours_nll": statistics.mean(nll["ours"]), "peer_nll": statistics.mean(nll["peer"]),
-                     "peer": f"zuko {model}"})
+                     "ours_sd": sd(nll["ours"]), "peer_sd": sd(nll["peer"]),
+                     "ours_per_seed": nll["ours"], "peer_per_seed": nll["peer"], "peer": f"zuko {model}"})
+        r = rows[-1]
+        print(f"  {model} on {data_name}: ours {r['ours_nll']:.3f} +- {r['ours_sd']:.3f}, "
+              f"zuko {r['peer_nll']:.3f} +- {r['peer_sd']:.3f}", flush=True)
     return rows
 
 
@@ -297,20 +313,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frechet-dim", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads on the CPU")
     parser.add_argument("--out", type=Path, default=OUT)
+    # "flows" or "speed": run only that part and keep the other part's rows from the existing --out file
+    parser.add_argument("--only", choices=("all", "speed", "flows", "flow-speed"), default="all",
+                        help="run only the speed rows, the flow-quality rows, or the flows' speed rows, "
+                             "keeping the other rows of --out")
     args = parser.parse_args(argv)
     device = torch.device(args.device) if args.device else default_device()
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
-    speed = speed_rows(device, args.reps, args.frechet_dim)
+    old = json.loads(args.out.read_text()) if args.only != "all" and args.out.exists() else {}
+    if args.only == "flows":
+        speed = old.get("speed", [])
+    elif args.only == "flow-speed":  # replace the flow rows by pair name, keep the others
+        fresh = {r["pair"]: r for r in flow_speed_rows(device, args.reps)}
+        speed = [fresh.pop(r["pair"], r) for r in old.get("speed", [])] + list(fresh.values())
+    else:
+        speed = speed_rows(device, args.reps, args.frechet_dim)
     print(f"{'pair':48} {'peer':36} {'ours s':>9} {'peer s':>9} {'ratio':>6}")
     for r in speed:
         print(f"{r['pair']:48} {r['peer']:36} {r['ours_s']:9.4f} {r['peer_s']:9.4f} {r['ratio']:6.2f}")
-    quality = flow_quality_rows(device, args.flow_steps, args.seeds) if args.flow_steps > 0 else []
+    if args.only in ("speed", "flow-speed"):
+        quality = old.get("quality", [])
+    else:
+        quality = flow_quality_rows(device, args.flow_steps, args.seeds) if args.flow_steps > 0 else []
     for r in quality:
         print(f"{r['model']} on {r['data']}: test NLL ours {r['ours_nll']:.3f}, {r['peer']} {r['peer_nll']:.3f} "
               f"({r['steps']} steps x {r['seeds']} seeds)")
-    result = {"machine": machine(device), "reps": args.reps, "speed": speed, "quality": quality,
-              "date": time.strftime("%Y-%m-%d")}
+    if old and old.get("machine") != machine(device):
+        print("note: the kept rows were measured on", old.get("machine"))
+    result = {"machine": machine(device), "reps": args.reps if args.only in ("all", "speed") else old.get("reps", args.reps),
+              "speed": speed, "quality": quality, "date": time.strftime("%Y-%m-%d")}
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"written to {args.out}")
     return 0

@@ -384,3 +384,23 @@ def test_trained_spline_flows_reach_the_optimum_on_2d_toys(device: torch.device)
                 mad = 1.4826 * (xk - xk.median(0).values).abs().median(0).values
                 ratio = mad.square() / 0.01
                 assert 0.6 < float(ratio.min()) and float(ratio.max()) < 1.6, (k, ratio)
+
+
+def test_maf_flow_orders_and_soft_log_scale_bound(device: torch.device) -> None:
+    """maf_flow's conventions, which the equal-budget comparison with zuko depends on: the layer next to
+    the data (the last) takes the natural order 0..D-1, the orders alternate towards the base, and the
+    log-scale is the rational soft clamp a / (1 + |a| / 3): exact at 0, odd, inside (-3, 3), and near
+    the identity for small a (not 3 tanh(a / 3), which differs at a = 30 by 0.27)."""
+    flow = maf_flow(3, layers=4, hidden=(8, 8)).to(device)
+    want = [[2, 1, 0], [0, 1, 2], [2, 1, 0], [0, 1, 2]]
+    assert [layer.conditioner.order.tolist() for layer in flow.layers] == want
+    layer = flow.layers[-1]
+    raw = torch.tensor([-30.0, -1.0, 0.0, 0.5, 30.0], dtype=torch.float64, device=device)
+    with torch.no_grad():
+        last = layer.conditioner.net[-1]
+        last.weight.zero_()
+        last.bias.copy_(torch.cat([torch.zeros(3), raw[[0, 3, 4]].float()]))  # (mu, raw alpha) per variable
+        _, alpha = layer.shift_log_scale(torch.zeros(1, 3, device=device))
+    a = raw[[0, 3, 4]]
+    torch.testing.assert_close(alpha[0].double(), a / (1 + a.abs() / 3), rtol=1e-6, atol=0)  # float32
+    assert float(alpha.abs().max()) < 3
