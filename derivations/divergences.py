@@ -1443,7 +1443,7 @@ def _mixture_residuals(c: Claim) -> list[sp.Expr]:
 
 mixture_example = register(Identity(
     id="divergences.hierarchy.mixture",
-    title=r"$(1 - \varepsilon) Q + \varepsilon R \to Q$ in JS and TV while the KL stays infinite",
+    title=r"$(1 - \epsilon) Q + \epsilon R \to Q$ in JS and TV while the KL stays infinite",
     chapter=CHAPTER,
     claim={"js": sp.log(2) - (2 - _eps) * sp.log(2 - _eps) / 2 + (1 - _eps) * sp.log(1 - _eps) / 2,
            "tv": _eps, "kl": sp.oo, "reverse": -sp.log(1 - _eps)},
@@ -1454,16 +1454,16 @@ mixture_example = register(Identity(
         "logarithms split; cancel",
         _mixture_residuals,
     ),
-    template=(r"\begin{aligned} \JS(P_\varepsilon \,\Vert\, Q) &= $js \to 0, \qquad \mathrm{TV} = $tv, \\ "
-              r"\KL(P_\varepsilon \,\Vert\, Q) &= $kl, \qquad \KL(Q \,\Vert\, P_\varepsilon) = $reverse "
+    template=(r"\begin{aligned} \JS(P_\epsilon \,\Vert\, Q) &= $js \to 0, \qquad \mathrm{TV} = $tv, \\ "
+              r"\KL(P_\epsilon \,\Vert\, Q) &= $kl, \qquad \KL(Q \,\Vert\, P_\epsilon) = $reverse "
               r"\end{aligned}"),
     assumptions=("P_epsilon = (1 - epsilon) Q + epsilon R, epsilon = 1/n in (0, 1), R concentrated where Q has no mass",),
     mutants=(
         Mutant("js_log2_times_eps_squared", {"js": sp.log(2) * _eps**2},
-               r"$\varepsilon^2 \log 2$: JS is of order $\varepsilon$, not $\varepsilon^2$."),
+               r"$\epsilon^2 \log 2$: JS is of order $\epsilon$, not $\epsilon^2$."),
         Mutant("kl_small", {"kl": _eps * sp.log(2)},
-               r"A KL that vanishes with $\varepsilon$: the mixture puts mass where $Q$ has none, so it is infinite."),
-        Mutant("reverse_sign", {"reverse": sp.log(1 - _eps)}, r"$\log(1 - \varepsilon) < 0$ for the reverse KL."),
+               r"A KL that vanishes with $\epsilon$: the mixture puts mass where $Q$ has none, so it is infinite."),
+        Mutant("reverse_sign", {"reverse": sp.log(1 - _eps)}, r"$\log(1 - \epsilon) < 0$ for the reverse KL."),
     ),
     references=("arjovsky2017wasserstein",),
     code=("gencode.divergences.js_discrete", "gencode.divergences.kl_discrete"),
