@@ -359,7 +359,7 @@ density_identical = register(Identity(
 from .core import LogGap, NonNegative, split_logs  # noqa: E402
 from .indexed_sums import NonNegativeForEverySize, expand_sums, normalised, to_instance  # noqa: E402
 
-_i, _k = sp.Symbol("i", integer=True, positive=True), sp.Symbol("k", integer=True, positive=True)
+_i, _cls = sp.Symbol("i", integer=True, positive=True), sp.Symbol("k", integer=True, positive=True)
 _N = sp.Symbol("N", integer=True, positive=True)
 _K = sp.Symbol("K", integer=True, positive=True)
 _p = sp.IndexedBase(sym("p", positive=True))
@@ -396,12 +396,12 @@ def _is_instance(e: sp.Expr) -> sp.Expr:
     return out.xreplace({s_: sym(s_.name, (0, 1), positive=True) for s_ in out.free_symbols if s_.name.startswith("p_")})
 
 
-_mean_kl = sp.Sum(_p[_i, _k] * sp.log(_p[_i, _k] / _pbar[_k]), (_k, 1, _K), (_i, 1, _N)) / _N
-_H_y = -sp.Sum(_pbar[_k] * sp.log(_pbar[_k]), (_k, 1, _K))
-_H_y_given_x = -sp.Sum(_p[_i, _k] * sp.log(_p[_i, _k]), (_k, 1, _K), (_i, 1, _N)) / _N
-_MI_DISPLAY = sp.Add(-sp.Sum(sp.Mul(_pbar[_k], sp.log(_pbar[_k]), evaluate=False), (_k, 1, _K)),
+_mean_kl = sp.Sum(_p[_i, _cls] * sp.log(_p[_i, _cls] / _pbar[_cls]), (_cls, 1, _K), (_i, 1, _N)) / _N
+_H_y = -sp.Sum(_pbar[_cls] * sp.log(_pbar[_cls]), (_cls, 1, _K))
+_H_y_given_x = -sp.Sum(_p[_i, _cls] * sp.log(_p[_i, _cls]), (_cls, 1, _K), (_i, 1, _N)) / _N
+_MI_DISPLAY = sp.Add(-sp.Sum(sp.Mul(_pbar[_cls], sp.log(_pbar[_cls]), evaluate=False), (_cls, 1, _K)),
                      sp.Mul(sp.Pow(_N, -1, evaluate=False),
-                            sp.Sum(sp.Mul(_p[_i, _k], sp.log(_p[_i, _k]), evaluate=False), (_k, 1, _K), (_i, 1, _N)),
+                            sp.Sum(sp.Mul(_p[_i, _cls], sp.log(_p[_i, _cls]), evaluate=False), (_cls, 1, _K), (_i, 1, _N)),
                             evaluate=False), evaluate=False)
 
 inception_mi = register(Identity(
@@ -423,7 +423,7 @@ inception_mi = register(Identity(
     mutants=(
         Mutant("conditional_entropy_added", {"mi": _H_y + _H_y_given_x},
                r"$H(y) + H(y \mid x)$: the conditional entropy with the wrong sign."),
-        Mutant("without_one_over_n", {"mi": _H_y + sp.Sum(_p[_i, _k] * sp.log(_p[_i, _k]), (_k, 1, _K), (_i, 1, _N))},
+        Mutant("without_one_over_n", {"mi": _H_y + sp.Sum(_p[_i, _cls] * sp.log(_p[_i, _cls]), (_cls, 1, _K), (_i, 1, _N))},
                r"The average over samples written without its $1/N$."),
         Mutant("entropy_of_marginal_only", {"mi": _H_y},
                r"$H(y)$ alone: that is $\log \mathrm{IS}$ only for a classifier that is certain of every sample."),
@@ -455,13 +455,13 @@ def _is_bound_parts():
     mi = _H_y - _H_y_given_x
     lower = NonNegativeForEverySize(
         "log IS >= 0", lambda c: [c["mi_lower"]],
-        certificate=lambda c: sp.Sum(_p[_i, _k] * LogGap(_pbar[_k] / _p[_i, _k]), (_k, 1, _K), (_i, 1, _N)) / _N,
+        certificate=lambda c: sp.Sum(_p[_i, _cls] * LogGap(_pbar[_cls] / _p[_i, _cls]), (_cls, 1, _K), (_i, 1, _N)) / _N,
         prepare=lambda e: split_logs(e.replace(LogGap, lambda a: a - 1 - sp.log(a))),
         rules=rules, instances=(("N = K = 2", _is_instance),))
     upper = NonNegativeForEverySize(
         "log K - log IS >= 0", lambda c: [c["log_classes"] - mi],
-        certificate=lambda c: (sp.Sum(_pbar[_k] * LogGap(1 / (_K * _pbar[_k])), (_k, 1, _K))
-                               + sp.Sum(_p[_i, _k] * SelfInformation(_p[_i, _k]), (_k, 1, _K), (_i, 1, _N)) / _N),
+        certificate=lambda c: (sp.Sum(_pbar[_cls] * LogGap(1 / (_K * _pbar[_cls])), (_cls, 1, _K))
+                               + sp.Sum(_p[_i, _cls] * SelfInformation(_p[_i, _cls]), (_cls, 1, _K), (_i, 1, _N)) / _N),
         prepare=lambda e: _expand_self_information(e.replace(LogGap, lambda a: a - 1 - sp.log(a))),
         rules=rules, instances=(("N = K = 2", _is_instance),))
     return lower, upper
@@ -510,21 +510,21 @@ inception_bounds = register(Identity(
 # are excluded.  The counts are sums with symbolic m, n.
 
 _m, _n = sym("m", (2, 50), integer=True, positive=True), sym("n", (2, 50), integer=True, positive=True)
-_a, _b = sp.Symbol("a", integer=True, positive=True), sp.Symbol("b", integer=True, positive=True)
+_pa, _pb = sp.Symbol("a", integer=True, positive=True), sp.Symbol("b", integer=True, positive=True)
 kxx, kyy, kxy = sym("k_xx", real=True), sym("k_yy", real=True), sym("k_xy", real=True)
 kdx, kdy = sym("k_xdiag", real=True), sym("k_ydiag", real=True)
 
 
 def _pairs(size: sp.Expr) -> sp.Expr:
     """The number of ordered pairs (a, b) with a != b among size points: all pairs minus the diagonal."""
-    return (sp.Sum(1, (_a, 1, size), (_b, 1, size)) - sp.Sum(1, (_a, 1, size))).doit()
+    return (sp.Sum(1, (_pa, 1, size), (_pb, 1, size)) - sp.Sum(1, (_pa, 1, size))).doit()
 
 
 def _kid_residuals(c: Claim) -> list[sp.Expr]:
     # E[estimator] written with the estimator's own normalisations: the claim gives the weights
     w_xx, w_yy, w_xy = c["w_xx"], c["w_yy"], c["w_xy"]
     expectation = (w_xx * (_pairs(_m) * kxx + c["diag"] * _m * kdx) + w_yy * (_pairs(_n) * kyy + c["diag"] * _n * kdy)
-                   - 2 * w_xy * sp.Sum(1, (_a, 1, _m), (_b, 1, _n)).doit() * kxy)
+                   - 2 * w_xy * sp.Sum(1, (_pa, 1, _m), (_pb, 1, _n)).doit() * kxy)
     return [expectation - (kxx + kyy - 2 * kxy)]
 
 
