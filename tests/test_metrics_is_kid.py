@@ -21,7 +21,7 @@ def _is_loop(p: np.ndarray) -> float:
 
 @pytest.mark.validates("is.mutual_information", "is.bounds")
 def test_inception_score_is_exp_mutual_information(device, generator) -> None:
-    logits = 2 * torch.randn(50, 6, generator=generator, dtype=torch.float64).to(device)
+    logits = 2 * torch.randn(50, 6, generator=torch.Generator().manual_seed(11), dtype=torch.float64).to(device)
     probs = logits.softmax(-1)
     got = float(inception_score(probs))
     pn = probs.cpu().numpy()
@@ -43,8 +43,9 @@ def test_inception_score_is_exp_mutual_information(device, generator) -> None:
 
 @pytest.mark.validates("kid.unbiased")
 def test_mmd2_unbiased_matches_a_loop(device, generator) -> None:
-    x = torch.randn(7, 3, generator=generator, dtype=torch.float64).to(device)
-    y = torch.randn(5, 3, generator=generator, dtype=torch.float64).to(device) + 0.5
+    g = torch.Generator().manual_seed(11)  # CPU stream, deterministic on any device
+    x = torch.randn(7, 3, generator=g, dtype=torch.float64).to(device)
+    y = torch.randn(5, 3, generator=g, dtype=torch.float64).to(device) + 0.5
     k = lambda a, b: (float(a @ b) / 3 + 1) ** 3  # noqa: E731
     m, n = len(x), len(y)
     ref = (sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
@@ -79,9 +80,10 @@ def _exact_mmd2(mu1, sd1, mu2, sd2) -> float:
 def test_kid_is_unbiased_by_monte_carlo(device, generator) -> None:
     mu1, sd1, mu2, sd2 = (0.0, 0.0), (1.0, 1.0), (0.5, 0.0), (1.0, 0.6)
     exact = _exact_mmd2(mu1, sd1, mu2, sd2)
+    cpu = torch.Generator().manual_seed(12)  # one CPU stream: x and y independent, deterministic on any device
     reps, m = 4000, 20  # small samples: the biased V-statistic is then far off
     g = lambda mu, sd: (torch.tensor(mu, dtype=torch.float64) + torch.tensor(sd, dtype=torch.float64)  # noqa: E731
-                        * torch.randn(reps, m, 2, generator=generator, dtype=torch.float64).to("cpu")).to(device)
+                        * torch.randn(reps, m, 2, generator=cpu, dtype=torch.float64)).to(device)
     x, y = g(mu1, sd1), g(mu2, sd2)
     est = mmd2_unbiased(x, y)  # (reps,)
     se = float(est.std()) / math.sqrt(reps)
