@@ -34,7 +34,7 @@ import sympy as sp
 
 from dataclasses import dataclass
 
-from .core import (Check, Claim, GaussianFactor, Identity, LogGap, Mutant, NonNegative, Status, Verdict, below_zero,
+from .core import (Check, Claim, ForAnyFunction, function, GaussianFactor, Identity, LogGap, Mutant, NonNegative, Status, Verdict, below_zero,
                    expand_known,
                    gaussian_expectation, nonnegative, register, split_logs, sym)
 from .indexed_sums import ForEverySize, expand_sums, normalised, peel, to_instance, write_out
@@ -939,3 +939,533 @@ moment_matching = register(Identity(
     scope="general",
 ))
 
+
+# ---------------------------------------------------------------------------------------------
+# 9. f-divergences, their conjugates and the variational form (Nguyen, Wainwright & Jordan 2010)
+#
+# D_f(P || Q) = int q f(p / q) for a convex f with f(1) = 0.  A statement about D_f for any
+# densities is an equality of integrands at each point, so the checks compare Q f(P / Q) with the
+# integrand of each named divergence (P, Q positive symbols, as above).
+
+_v = sym("v", positive=True)  # a second ratio: s = f'(v) parametrises the domain of f*
+_s = sym("s", real=True)  # the argument of the conjugate
+_w = sym("w", positive=True)  # TV's s = (w - 1) / (2 (w + 1)), in (-1/2, 1/2)
+_dd = sym("d", positive=True)
+
+F_SMOOTH = ("kl", "reverse_kl", "js", "hellinger", "chi2")
+F_NAMES = F_SMOOTH + ("tv",)
+
+GENERATORS: dict[str, sp.Expr] = {
+    "kl": u * sp.log(u),
+    "reverse_kl": -sp.log(u),
+    "js": (u * sp.log(u) - (u + 1) * sp.log((u + 1) / 2)) / 2,
+    "tv": sp.Abs(u - 1) / 2,
+    "hellinger": (sp.sqrt(u) - 1) ** 2,
+    "chi2": (u - 1) ** 2,
+}
+"""The generators f(u) of six f-divergences (u = p/q)."""
+
+CONJUGATES: dict[str, sp.Expr] = {
+    "kl": sp.exp(_s - 1),
+    "reverse_kl": -1 - sp.log(-_s),
+    "js": -sp.log(2 - sp.exp(2 * _s)) / 2,
+    "tv": _s,
+    "hellinger": _s / (1 - _s),
+    "chi2": _s + _s**2 / 4,
+}
+"""Their convex conjugates f*(s) = sup_u (s u - f(u)), on the domains of :data:`CONJUGATE_DOMAINS`."""
+
+CONJUGATE_DOMAINS = {"kl": r"s \in \R", "reverse_kl": "s < 0", "js": r"s < \tfrac12 \log 2",
+                     "tv": r"|s| \le \tfrac12", "hellinger": "s < 1", "chi2": r"s \in \R"}
+
+_INTEGRANDS: dict[str, sp.Expr] = {
+    "kl": P * sp.log(P / Q),
+    "reverse_kl": Q * sp.log(Q / P),
+    "js": (P * sp.log(P / _MID) + Q * sp.log(Q / _MID)) / 2,
+    "tv": sp.Abs(P - Q) / 2,
+    "hellinger": (sp.sqrt(P) - sp.sqrt(Q)) ** 2,
+    "chi2": (P - Q) ** 2 / Q,
+}
+"""The integrands of the divergences as usually defined, at a point."""
+
+_F_LATEX = {"kl": r"\KL(p \,\Vert\, q)", "reverse_kl": r"\KL(q \,\Vert\, p)", "js": r"\JS(p \,\Vert\, q)",
+            "tv": r"\mathrm{TV}(p, q)", "hellinger": r"H^2(p, q)", "chi2": r"\chi^2(p \,\Vert\, q)"}
+_F_DEF = {"kl": r"\int p \log\frac{p}{q}", "reverse_kl": r"\int q \log\frac{q}{p}",
+          "js": r"\tfrac12\KL(p \,\Vert\, m) + \tfrac12\KL(q \,\Vert\, m)", "tv": r"\tfrac12\int |p - q|",
+          "hellinger": r"\int (\sqrt{p} - \sqrt{q})^2", "chi2": r"\int \frac{(p - q)^2}{q}"}
+
+
+def _fprime(f: sp.Expr) -> sp.Expr:
+    """f'(u) with its logarithms split, so that exp(f'(u)) simplifies."""
+    e = split_logs(sp.diff(f, u))
+    logs = sum((t for t in sp.Add.make_args(e) if t.has(sp.log)), sp.Integer(0))
+    return logs + sp.cancel(e - logs)
+
+
+def _exp_logs(e: sp.Expr) -> sp.Expr:
+    """exp of a sum of logarithms as a product (exp(log v) = v), then logarithms split."""
+    return split_logs(sp.expand_power_exp(sp.expand(e)))
+
+
+def _abs_together(e: sp.Expr) -> sp.Expr:
+    return e.replace(sp.Abs, lambda a: sp.Abs(sp.factor(sp.together(a))))
+
+
+def _generator_residuals(c: Claim) -> list[sp.Expr]:
+    out = []
+    for name in F_NAMES:
+        f = c[name]
+        out.append(f.xreplace({u: sp.Integer(1)}))  # f(1) = 0
+        r = Q * f.xreplace({u: P / Q}) - _INTEGRANDS[name]
+        if name == "tv":
+            out += [_abs_together(r.xreplace(at)) for at in _ORDERINGS]
+        else:
+            out.append(split_logs(r))
+    return out
+
+
+def _convexity_parts() -> list[Check]:
+    return [nonnegative(lambda c, nm=nm: sp.diff(c[nm], u, 2), lambda c, nm=nm: _F2[nm], f"f'' >= 0 for {nm}")
+            for nm in F_SMOOTH]
+
+
+_F2 = {"kl": 1 / u, "reverse_kl": 1 / u**2, "js": 1 / (2 * u * (u + 1)),
+       "hellinger": 1 / (2 * u * sp.sqrt(u)), "chi2": sp.Integer(2)}
+"""f''(u) of each smooth generator, positive by construction."""
+
+f_generators = register(Identity(
+    id="divergences.f.generators",
+    title=r"KL, reverse KL, JS, TV, squared Hellinger and $\chi^2$ are f-divergences",
+    chapter=CHAPTER,
+    claim=dict(GENERATORS),
+    check=all_of(
+        "for each generator: f(1) = 0, and q f(p/q) equals the divergence's integrand at each point (p(x), q(x) "
+        "as positive symbols P, Q; TV in both orderings p = q + d, q = p + d); logarithms split; cancel. "
+        "Convexity: f''(u) equals an expression positive by construction (certificate) for the five smooth "
+        "generators (|u - 1|/2 is convex as an absolute value)",
+        residual_check("generators", _generator_residuals),
+        *_convexity_parts(),
+    ),
+    template=(r"\begin{aligned} &D_f(p \,\Vert\, q) = \int q(x)\, f\Big(\frac{p(x)}{q(x)}\Big)\, \d x:\qquad "
+              + r" \\ &".join(
+                  [r"\KL(p \,\Vert\, q):\ f(u) = $kl, \qquad \KL(q \,\Vert\, p):\ f(u) = $reverse_kl, ",
+                   r"\JS(p \,\Vert\, q):\ f(u) = $js, ",
+                   r"\mathrm{TV}(p, q):\ f(u) = $tv, \qquad H^2(p, q):\ f(u) = $hellinger, \qquad "
+                   r"\chi^2(p \,\Vert\, q):\ f(u) = $chi2"]) + r" \end{aligned}"),
+    assumptions=DENSITIES + ("H^2(p, q) = int (sqrt p - sqrt q)^2 (without the factor 1/2 some authors use); "
+                             "chi^2 is Pearson's, int (p - q)^2 / q",),
+    mutants=(
+        Mutant("js_without_halves", {"js": u * sp.log(u) - (u + 1) * sp.log((u + 1) / 2)},
+               r"The JS generator without its $\tfrac12$: that is the generator of $2\,\JS$, the divergence of the "
+               r"original GAN, not JS itself."),
+        Mutant("neyman_chi2", {"chi2": (u - 1) ** 2 / u},
+               r"$(u - 1)^2/u$ is the generator of Neyman's $\chi^2$, $\int (p - q)^2/p$, not Pearson's."),
+        Mutant("reverse_kl_as_u_log_u_swapped", {"reverse_kl": sp.log(u)},
+               r"$f(u) = \log u$ is concave, and $\int q \log(p/q) = -\KL(q \Vert p)$."),
+        Mutant("hellinger_without_square", {"hellinger": sp.sqrt(u) - 1},
+               r"$\sqrt u - 1$ without the square: $\int q(\sqrt{p/q} - 1) = \int \sqrt{pq} - 1 \le 0$."),
+        Mutant("tv_without_half", {"tv": sp.Abs(u - 1)}, r"$|u - 1|$ gives $2\,\mathrm{TV}$."),
+    ),
+    references=("csiszar1967information", "ali1966general", "nguyen2010estimating"),
+    code=("gencode.divergences.f_divergence_discrete",),
+    scope="general",
+))
+
+
+def _conjugate_residuals(c: Claim) -> list[sp.Expr]:
+    """f*(f'(v)) = v f'(v) - f(v) for every v > 0: the supremum of s u - f(u) is attained where f'(u) = s."""
+    out = []
+    for name in F_SMOOTH:
+        f = GENERATORS[name]
+        fp = _fprime(f)
+        out.append(_exp_logs(c[name].xreplace({_s: fp.xreplace({u: _v})}) - (_v * fp - f).xreplace({u: _v})))
+    return out
+
+
+def _tv_conjugate(c: Claim) -> list[sp.Expr]:
+    # |s| <= 1/2: s u - |u - 1|/2 <= s (FY for TV, below) with equality at u = 1
+    return [c["tv"].xreplace({_s: (_w - 1) / (2 * (_w + 1))}) - (_s * 1 - GENERATORS["tv"].xreplace({u: 1})).xreplace(
+        {_s: (_w - 1) / (2 * (_w + 1))})]
+
+
+f_conjugates = register(Identity(
+    id="divergences.f.conjugates",
+    title="The convex conjugates of the six generators",
+    chapter=CHAPTER,
+    claim=dict(CONJUGATES),
+    check=all_of(
+        "smooth generators: f' maps (0, oo) one to one onto the domain of f*, so every s there is f'(v) for one "
+        "v > 0, where s u - f(u) is stationary in u (and maximal, f being convex); the claim must equal "
+        "v f'(v) - f(v) at s = f'(v), for every v > 0; TV: at |s| < 1/2 (s = (w - 1)/(2(w + 1)), w > 0) the "
+        "supremum is attained at u = 1 (the Fenchel-Young check shows none is larger); logarithms split; cancel",
+        residual_check("f*(f'(v)) = v f'(v) - f(v)", _conjugate_residuals),
+        residual_check("TV", _tv_conjugate),
+    ),
+    template=(r"\begin{aligned} f^*(s) = \sup_{u > 0}\, \big(s u - f(u)\big):\quad "
+              r"&\KL:\ $kl, \quad \KL(q \,\Vert\, p):\ $reverse_kl\ (s < 0), \\ "
+              r"&\JS:\ $js\ \big(s < \tfrac12\log 2\big), \quad \mathrm{TV}:\ $tv\ \big(|s| \le \tfrac12\big), \\ "
+              r"&H^2:\ $hellinger\ (s < 1), \quad \chi^2:\ $chi2 \end{aligned}"),
+    assumptions=("the generators of divergences.f.generators; f* = +oo outside the stated domains",
+                 "f is differentiable and strictly convex on (0, oo) (TV aside), so f' is increasing and "
+                 "s u - f(u) is concave in u: its stationary point is its maximum"),
+    mutants=(
+        Mutant("kl_conjugate_without_shift", {"kl": sp.exp(_s)},
+               r"$e^{s}$ for $e^{s - 1}$: the conjugate of $u \log u - u$ (or of $u\log u$ with the wrong "
+               r"stationary point)."),
+        Mutant("chi2_quadratic_half", {"chi2": _s + _s**2 / 2}, r"$s + s^2/2$ for $s + s^2/4$."),
+        Mutant("js_conjugate_unhalved", {"js": -sp.log(2 - sp.exp(_s))},
+               r"$-\log(2 - e^s)$, the conjugate of the GAN generator (twice JS's), used with JS's own generator."),
+        Mutant("hellinger_sign", {"hellinger": _s / (1 + _s)}, r"$s/(1 + s)$ for $s/(1 - s)$."),
+        Mutant("reverse_kl_sign", {"reverse_kl": -1 + sp.log(-_s)}, r"$-1 + \log(-s)$ for $-1 - \log(-s)$."),
+    ),
+    references=("nguyen2010estimating", "nowozin2016fgan"),
+    code=("gencode.divergences.F_DIVERGENCES",),
+    scope="general",
+))
+
+
+def _fy_parts() -> list[Check]:
+    certs = {
+        "kl": lambda: u * LogGap(_v / u),
+        "reverse_kl": lambda: LogGap(u / _v),
+        "js": lambda: (u * LogGap(_v * (u + 1) / (u * (_v + 1))) + LogGap((u + 1) / (_v + 1))) / 2,
+        "hellinger": lambda: (sp.sqrt(u) - sp.sqrt(_v)) ** 2 / sp.sqrt(_v),
+        "chi2": lambda: (u - _v) ** 2,
+    }
+    parts: list[Check] = []
+    for name in F_SMOOTH:
+        fp_v = _fprime(GENERATORS[name]).xreplace({u: _v})
+
+        def diff_(c, name=name, fp_v=fp_v):
+            return GENERATORS[name] + c[name].xreplace({_s: fp_v}) - u * fp_v
+
+        parts.append(ProbedNonNegative(f"Fenchel-Young for {name}", lambda c, d=diff_: [d(c)],
+                                       certificate=lambda c, cf=certs[name]: cf(), prepare=_exp_logs,
+                                       probes=({u: sp.Integer(1), _v: sp.Integer(1)},)))
+    s_tv = (_w - 1) / (2 * (_w + 1))  # |s| < 1/2
+    for at, cert in (({u: 1 + _dd}, _dd / (_w + 1)), ({u: 1 / (1 + _dd)}, _dd / (1 + _dd) * _w / (_w + 1))):
+        parts.append(ProbedNonNegative(
+            "Fenchel-Young for TV",
+            lambda c, at=at: [_abs_together((GENERATORS["tv"] + c["tv"] - u * _s).xreplace(at).xreplace({_s: s_tv}))],
+            certificate=lambda c, cert=cert: cert, probes=({_dd: sp.Integer(1), _w: sp.Integer(1)},)))
+    return parts
+
+
+fenchel_young = register(Identity(
+    id="divergences.f.fenchel_young",
+    title=r"Fenchel-Young: $f(u) + f^*(s) \ge u s$, with equality at $s = f'(u)$",
+    chapter=CHAPTER,
+    claim=dict(CONJUGATES),
+    check=all_of(
+        "for each smooth generator, s = f'(v) with v > 0 runs over the domain of f*; then f(u) + f*(s) - u s "
+        "(with the claimed f*) must equal a certificate non-negative by construction: the Bregman gap "
+        "f(u) - f(v) - f'(v)(u - v), written as u g(v/u) (KL), g(u/v) (reverse KL), a Bernoulli KL as a sum of "
+        "Gibbs gaps (JS), (sqrt u - sqrt v)^2/sqrt v (Hellinger), (u - v)^2 (chi^2); it vanishes at u = v, "
+        "i.e. s = f'(u). TV: s = (w - 1)/(2(w + 1)) in (-1/2, 1/2), u = 1 + d and u = 1/(1 + d); logarithms "
+        "split; cancel. A wrong conjugate is refuted at a point where the difference is negative",
+        *_fy_parts(),
+    ),
+    template=(r"f(u) + f^*(s) - u\,s \;\ge\; 0 \quad (u > 0,\ s \in \operatorname{dom} f^*), \qquad "
+              r"\text{e.g. } \KL:\ u \log u + $kl - u s \ge 0, \quad \chi^2:\ (u - 1)^2 + $chi2 - u s \ge 0"),
+    assumptions=("the generators and conjugates of divergences.f.generators and divergences.f.conjugates",
+                 "f' is continuous and increasing from (0, oo) onto the interior of dom f*, so s = f'(v) covers it"),
+    mutants=(
+        Mutant("kl_conjugate_too_small", {"kl": sp.exp(_s - 1) - sp.Rational(1, 10)},
+               r"$e^{s-1} - \tfrac1{10}$: below the conjugate, so the inequality fails at $s = f'(u)$."),
+        Mutant("chi2_conjugate_too_small", {"chi2": _s + _s**2 / 8},
+               r"$s + s^2/8$, smaller than the conjugate: fails away from $s = 0$."),
+        Mutant("tv_conjugate_zero", {"tv": sp.Integer(0)},
+               r"$f^*(s) = 0$ for TV: fails at $u = 1$, $s > 0$."),
+    ),
+    references=("nguyen2010estimating", "boyd2004convex"),
+    scope="general",
+))
+
+# The variational form: D_f >= E_P T - E_Q f*(T), any f, f*, T.
+_f_any = function("f", "f")
+_fstar_any = function("fstar", "f^{*}")
+_t_val = sym("T", real=True)  # the value T(x) of a critic at the point
+
+
+def _variational_residuals(c: Claim) -> list[sp.Expr]:
+    return [Q * _f_any(P / Q) - c["lower"] - c["gap"]]
+
+
+f_variational = register(Identity(
+    id="divergences.f.variational",
+    title=r"The variational form $D_f(P \Vert Q) \ge \mathbb{E}_P T - \mathbb{E}_Q f^*(T)$ (Nguyen, Wainwright, Jordan)",
+    chapter=CHAPTER,
+    claim={"lower": P * _t_val - Q * _fstar_any(_t_val),
+           "gap": Q * (_f_any(P / Q) + _fstar_any(_t_val) - P / Q * _t_val)},
+    check=ForAnyFunction(
+        "at each point, q f(p/q) = (p T - q f*(T)) + q [f(p/q) + f*(T) - (p/q) T] for any f, f* and any value "
+        "T of the critic (undefined functions; cancel); the bracket is the Fenchel-Young gap, >= 0 and zero "
+        "at T = f'(p/q) (divergences.f.fenchel_young). Mutants refuted with f = u log u, f* = exp(s - 1)",
+        lambda c: _variational_residuals(c),
+        examples=({_f_any: sp.Lambda(u, u * sp.log(u)), _fstar_any: sp.Lambda(_s, sp.exp(_s - 1))},),
+    ),
+    template=(r"q f\Big(\frac{p}{q}\Big) = \underbrace{$lower}_{\text{integrates to } \E_P T - \E_Q f^*(T)} "
+              r"+ \underbrace{$gap}_{\ge 0,\ = 0 \text{ at } T = f'(p/q)}"),
+    assumptions=DENSITIES + ("f convex with f(1) = 0, f* its conjugate, T(x) any critic with values in dom f*",),
+    mutants=(
+        Mutant("conjugate_under_p", {"lower": P * _t_val - P * _fstar_any(_t_val)},
+               r"$\E_P f^*(T)$ for $\E_Q f^*(T)$: the conjugate term belongs under $Q$."),
+        Mutant("gap_weighted_by_p", {"gap": P * (_f_any(P / Q) + _fstar_any(_t_val) - P / Q * _t_val)},
+               r"The Fenchel-Young gap weighted by $p$ instead of $q$."),
+    ),
+    references=("nguyen2010estimating", "nowozin2016fgan"),
+    code=("gencode.divergences.f_variational_bound",),
+    scope="general",
+))
+
+# ---------------------------------------------------------------------------------------------
+# 10. Pinsker's inequality for two points, and the convergence hierarchy
+
+_pa = sym("a", (0, 1), positive=True)  # P = Bernoulli(a)
+_pb = sym("b", (0, 1), positive=True)  # Q = Bernoulli(b)
+_tt = sym("t", (0, 1), positive=True)
+
+
+def bernoulli_kl(a: sp.Expr, b: sp.Expr) -> sp.Expr:
+    """KL(Bernoulli(a) || Bernoulli(b))."""
+    return a * sp.log(a / b) + (1 - a) * sp.log((1 - a) / (1 - b))
+
+
+class PinskerGap(sp.Function):
+    r"""``int_a^b (t - a) (1 - 2t)^2 / (t (1 - t)) dt`` for ``a, b`` in ``(0, 1)``: non-negative, since the
+    integrand has the sign of ``t - a``, which is the sign of ``b - a`` on the interval of integration.
+
+    Its closed form :math:`\mathrm{KL}(\mathrm{Bern}(a) \Vert \mathrm{Bern}(b)) - 2 (a - b)^2` is a claim the
+    identity ``divergences.pinsker.two_point`` checks by the fundamental theorem of calculus (the value at
+    ``b = a`` and the derivative in ``b``), as :class:`derivations.core.LogGap` is checked by
+    ``divergences.log_inequality``.
+    """
+
+    def _eval_is_nonnegative(self):
+        if all(a.is_positive for a in self.args):
+            return True
+        return None
+
+    def _latex(self, printer, exp=None):  # noqa: ARG002
+        a, b = (printer._print(x) for x in self.args)
+        return rf"\int_{{{a}}}^{{{b}}} \frac{{(t - {a})(1 - 2t)^2}}{{t(1 - t)}}\, \d t"
+
+
+def _pinsker_closed(a: sp.Expr, b: sp.Expr) -> sp.Expr:
+    return bernoulli_kl(a, b) - 2 * (a - b) ** 2
+
+
+def _expand_pinsker(e: sp.Expr) -> sp.Expr:
+    return split_logs(sp.sympify(e).replace(PinskerGap, _pinsker_closed))
+
+
+_PINSKER_INTEGRAND = (_tt - _pa) * (1 - 2 * _tt) ** 2 / (_tt * (1 - _tt))
+
+pinsker_two_point = register(Identity(
+    id="divergences.pinsker.two_point",
+    title=r"Pinsker's inequality for two-point distributions: $\mathrm{KL} \ge 2\,\mathrm{TV}^2$",
+    chapter=CHAPTER,
+    claim={"bound": 2 * (_pa - _pb) ** 2},
+    check=all_of(
+        "KL(Bern(a) || Bern(b)) - bound must equal the certificate G(a, b) = int_a^b (t - a)(1 - 2t)^2/(t(1 - t)) dt, "
+        "non-negative since its integrand has the sign of t - a (t(1 - t) <= 1/4 is (1 - 2t)^2 >= 0); "
+        "G's closed form KL - 2(a - b)^2 checked by the fundamental theorem of calculus: it vanishes at b = a and "
+        "its derivative in b is the integrand at t = b; logarithms split; cancel. TV(Bern(a), Bern(b)) = |a - b|",
+        nonnegative(lambda c: bernoulli_kl(_pa, _pb) - c["bound"], lambda c: PinskerGap(_pa, _pb),
+                    "difference = G(a, b)", prepare=_expand_pinsker),
+        Check("G(a, a) = 0 and dG/db = (b - a)(1 - 2b)^2/(b(1 - b))",
+              lambda c: [split_logs(_pinsker_closed(_pa, _pb).xreplace({_pb: _pa})),
+                         sp.diff(_pinsker_closed(_pa, _pb), _pb) - _PINSKER_INTEGRAND.xreplace({_tt: _pb})]),
+    ),
+    template=(r"\KL\big(\mathrm{Bern}(a) \,\Vert\, \mathrm{Bern}(b)\big) - $bound "
+              r"= \int_a^b \frac{(t - a)(1 - 2t)^2}{t(1 - t)}\, \d t \;\ge\; 0, \qquad "
+              r"\mathrm{TV}\big(\mathrm{Bern}(a), \mathrm{Bern}(b)\big) = |a - b|"),
+    assumptions=("a, b in (0, 1); natural logarithms",),
+    mutants=(
+        Mutant("constant_four", {"bound": 4 * (_pa - _pb) ** 2},
+               r"$\KL \ge 4\,\mathrm{TV}^2$: the constant 2 is sharp (near $a = b = \tfrac12$), so 4 fails."),
+        Mutant("linear_in_tv", {"bound": 2 * sp.Abs(_pa - _pb)},
+               r"$\KL \ge 2\,\mathrm{TV}$: KL is quadratic near $a = b$, so a linear lower bound fails."),
+        Mutant("tv_squared_over_two", {"bound": (_pa - _pb) ** 2 / 2 + sp.Rational(1, 50)},
+               r"A bound with a constant term: false at $a = b$, where KL is 0."),
+    ),
+    references=("pinsker1964information", "csiszar1967information", "tsybakov2009introduction"),
+    scope="general",
+))
+
+
+def _js_tv_parts() -> list[Check]:
+    parts: list[Check] = []
+    def jensen_gap(big, small):
+        # (big + small)/2 times the Jensen gap of the negative binary entropy between the points 0 and 1/2,
+        # weights 1 - beta and beta, at alpha = small/(big + small): a sum of Gibbs gaps (big = small + d)
+        al, al_bar = small / (big + small), big / (big + small)
+        beta, beta_bar = 2 * small / (big + small), _d / (big + small)
+        return (big + small) / 2 * (beta_bar * (LogGap(al_bar) + al) + beta / 2 * (LogGap(2 * al) + LogGap(2 * al_bar)))
+
+    for at, cert in (({P: Q + _d}, jensen_gap(Q + _d, Q)), ({Q: P + _d}, jensen_gap(P + _d, P))):
+        parts.append(ProbedNonNegative(
+            "factor * |p - q|/2 - j(p, q) >= 0",
+            lambda c, at=at: [_abs_together((c["factor"] * sp.Abs(P - Q) / 2 - _INTEGRANDS["js"]).xreplace(at))],
+            certificate=lambda c, cert=cert: cert, prepare=split_logs,
+            probes=tuple({_d: sp.Integer(10**e_), P: sp.Integer(1), Q: sp.Integer(1)} for e_ in (3, 6, 9))))
+    return parts
+
+
+js_tv = register(Identity(
+    id="divergences.hierarchy.js_tv",
+    title=r"$\mathrm{JS} \le \log 2 \cdot \mathrm{TV}$: total variation controls Jensen-Shannon",
+    chapter=CHAPTER,
+    claim={"factor": sp.log(2)},
+    check=all_of(
+        "at each point, in both orderings (p = q + d, q = p + d): factor |p - q|/2 minus the JS integrand "
+        "must equal (p + q)/2 times the Jensen gap of the concave binary entropy H between 0 and 1/2 at "
+        "alpha = min(p, q)/(p + q) = beta/2, i.e. (1 - beta) KL(Bern(0) || Bern(alpha)) + beta KL(Bern(1/2) || "
+        "Bern(alpha)) written as Gibbs gaps, non-negative by construction; integrating gives the bound; "
+        "logarithms split; cancel",
+        *_js_tv_parts(),
+    ),
+    template=r"\JS(p \,\Vert\, q) \;\le\; $factor \cdot \mathrm{TV}(p, q)",
+    assumptions=DENSITIES,
+    mutants=(
+        Mutant("factor_half_log2", {"factor": sp.log(2) / 2},
+               r"$\tfrac12\log 2$: disjoint supports have $\JS = \log 2$ and $\mathrm{TV} = 1$."),
+        Mutant("factor_half", {"factor": sp.Rational(1, 2)},
+               r"$\tfrac12 < \log 2$: fails where the densities are far apart."),
+    ),
+    references=("lin1991divergence",),
+    code=("gencode.divergences.js_discrete", "gencode.divergences.tv_discrete"),
+    scope="general",
+))
+
+_mass = sym("tau", (0, 1), positive=True)  # TV(P, Q): the mass the coupling moves
+_diam = sym("d", positive=True)  # the diameter of the space
+_e = sym("e", positive=True)  # the mean distance moved is d / (1 + e) <= d
+_mn, _pp, _qq = sym("mu", positive=True), sym("pi", positive=True), sym("kappa", positive=True)
+
+
+def _w1_tv_parts() -> list[Check]:
+    # marginal of the coupling gamma = diag(min(p, q)) + (p - min)(q - min)^T / TV at a point, both orderings:
+    # rows: min + (p - min) * [int (q - min) = 1 - (1 - TV) = TV] / TV = p
+    marg = Check("row marginal of the coupling", lambda c: [
+        (_mn + (_pp - _mn) * (1 - (1 - _mass)) / _mass - _pp)])
+    bound = nonnegative(lambda c: c["bound"] - _mass * _diam / (1 + _e),
+                        lambda c: _mass * _diam * _e / (1 + _e), "d TV - (moved mass) (mean distance moved)")
+    return [marg, bound]
+
+
+w1_tv = register(Identity(
+    id="divergences.hierarchy.w1_tv",
+    title=r"On a space of diameter $d$, $W_1 \le d \cdot \mathrm{TV}$",
+    chapter=CHAPTER,
+    claim={"bound": _diam * _mass},
+    check=all_of(
+        "the coupling that leaves min(p, q) in place and spreads the rest, (p - min)(q - min)/TV, has the marginal "
+        "p (row sums, using int (q - min(p, q)) = TV, divergences.tv.bounds) and, by symmetry, q; it moves mass "
+        "TV (its diagonal part costs 0) over a mean distance d/(1 + e) <= d, so bound - cost must equal "
+        "TV d e/(1 + e) >= 0 (certificate); cancel",
+        *_w1_tv_parts(),
+    ),
+    template=(r"W_1(P, Q) \;\le\; \E_{\gamma}\|X - Y\| \;\le\; $bound, \qquad "
+              r"\gamma = \operatorname{diag}\big(\min(p, q)\big) + \frac{(p - \min(p, q)) \otimes (q - \min(p, q))}"
+              r"{\mathrm{TV}(P, Q)}, \quad \tau = \mathrm{TV}(P, Q)"),
+    assumptions=("P, Q on a space of diameter d (every distance <= d), TV(P, Q) = tau > 0",
+                 "the moved part of the coupling has mass tau and mean distance d/(1 + e) for some e >= 0 (any value in (0, d])"),
+    mutants=(
+        Mutant("half_diameter", {"bound": _diam * _mass / 2},
+               r"$\tfrac d2\,\mathrm{TV}$: two points at distance $d$ have $W_1 = d$ and $\mathrm{TV} = 1$."),
+        Mutant("tv_squared", {"bound": _diam * _mass**2},
+               r"$d\,\mathrm{TV}^2$: too small when TV is small (mixtures $(1 - \tau)P + \tau\delta_z$)."),
+    ),
+    references=("gibbs2002choosing", "villani2009optimal"),
+    code=("gencode.divergences.w1_exact",),
+    scope="general",
+))
+
+# Counterexamples to the converses.
+_nn = sym("n", positive=True)  # n >= 1; the Dirac at 1/n
+_eps = sym("epsilon", (0, 1), positive=True)  # 1/n in the mixture (1 - 1/n) Q + (1/n) R
+
+
+def _dirac_residuals(c: Claim) -> list[sp.Expr]:
+    # two atoms, 0 and 1/n: P_n = (0, 1), Q = (1, 0); the only coupling moves mass 1 by 1/n
+    js = (_xlogy(1, sp.Rational(1, 2)) + _xlogy(1, sp.Rational(1, 2))) / 2
+    kl_lower = _xlogy(1, _mix) / (1 - _mix)  # KL(P_n || (1 - delta) Q + delta P_n) / (1 - delta): P_n's atom has mass delta
+    return [split_logs(c["js"] - js), c["tv"] - 1, c["w1"] - 1 * sp.Abs(1 / _nn - 0),
+            sp.limit(1 / kl_lower, _mix, 0, "+") - 1 / c["kl"]]
+
+
+diracs = register(Identity(
+    id="divergences.hierarchy.diracs",
+    title=r"$\delta_{1/n} \to \delta_0$ in $W_1$, but not in JS, TV or KL",
+    chapter=CHAPTER,
+    claim={"w1": 1 / _nn, "js": sp.log(2), "tv": sp.Integer(1), "kl": sp.oo},
+    check=residual_check(
+        "two atoms 0 and 1/n, P_n = delta_{1/n}, Q = delta_0: JS, TV from the masses (1, 0) and (0, 1), 0 log 0 = 0; "
+        "W1: the only coupling moves mass 1 by 1/n; KL: by convexity in the second argument, "
+        "KL(P_n || Q) >= KL(P_n || (1 - delta) Q + delta P_n)/(1 - delta) = log(1/delta)/(1 - delta), whose "
+        "reciprocal -> 0 as delta -> 0; cancel",
+        _dirac_residuals,
+    ),
+    template=(r"W_1(\delta_{1/n}, \delta_0) = $w1 \to 0, \qquad \JS = $js, \quad \mathrm{TV} = $tv, \quad "
+              r"\KL(\delta_{1/n} \,\Vert\, \delta_0) = $kl \quad \text{for every } n"),
+    assumptions=("n >= 1; point masses on the real line",),
+    mutants=(
+        Mutant("w1_squared", {"w1": 1 / _nn**2}, r"$1/n^2$, the squared distance ($W_2^2$), for $W_1$."),
+        Mutant("js_vanishes", {"js": 1 / _nn}, r"JS taken to shrink with the distance: it stays $\log 2$."),
+        Mutant("kl_finite", {"kl": sp.log(_nn)}, r"A finite KL: the supports are disjoint, KL is infinite."),
+    ),
+    references=("arjovsky2017wasserstein",),
+    code=("gencode.divergences.w1_exact", "gencode.divergences.js_discrete"),
+    scope="general",
+))
+
+
+def _mixture_js(e: sp.Expr) -> sp.Expr:
+    """JS((1 - e) Q + e R, Q) with R's support disjoint from Q's: the ratio p/q is constant (1 - e) on Q's
+    support and the data have no mass on R's, so the integrals reduce to the masses."""
+    on_q = (_xlogy(1 - e, (2 - e) / 2) + _xlogy(1, (2 - e) / 2)) / 2  # mass 1 of Q, 1 - e of P_n there
+    on_r = _xlogy(e, e / 2) / 2  # mass e of P_n, none of Q
+    return on_q + on_r
+
+
+_kk = sym("k", positive=True)  # epsilon = 1/(1 + k): 1 - epsilon and 2 - epsilon become sums of positives
+
+
+def _mixture_residuals(c: Claim) -> list[sp.Expr]:
+    at = {_eps: 1 / (1 + _kk)}
+    kl_lower = (_xlogy(1 - _eps, (1 - _mix) * 1 + _mix * (1 - _eps)) + _xlogy(_eps, _mix * _eps)) / (1 - _mix)
+    return [split_logs((c["js"] - _mixture_js(_eps)).xreplace(at)), c["tv"] - _eps,
+            sp.limit(c["js"], _eps, 0, "+"),  # JS -> 0 as epsilon = 1/n -> 0
+            sp.limit(1 / kl_lower, _mix, 0, "+") - 1 / c["kl"],
+            split_logs((c["reverse"] - _xlogy(1, 1 - _eps)).xreplace(at))]
+
+
+mixture_example = register(Identity(
+    id="divergences.hierarchy.mixture",
+    title=r"$(1 - \epsilon) Q + \epsilon R \to Q$ in JS and TV while the KL stays infinite",
+    chapter=CHAPTER,
+    claim={"js": sp.log(2) - (2 - _eps) * sp.log(2 - _eps) / 2 + (1 - _eps) * sp.log(1 - _eps) / 2,
+           "tv": _eps, "kl": sp.oo, "reverse": -sp.log(1 - _eps)},
+    check=residual_check(
+        "P = (1 - epsilon) Q + epsilon R with R's support disjoint from Q's: on Q's support p/q = 1 - epsilon, on R's "
+        "q = 0, so every integral reduces to the two masses; JS, TV and KL(Q || P) computed, 0 log 0 = 0; "
+        "JS -> 0 as epsilon -> 0 (limit); KL(P || Q) infinite by the convexity bound in delta (as for the Diracs); "
+        "logarithms split; cancel",
+        _mixture_residuals,
+    ),
+    template=(r"\begin{aligned} \JS(P_\epsilon \,\Vert\, Q) &= $js \to 0, \qquad \mathrm{TV} = $tv, \\ "
+              r"\KL(P_\epsilon \,\Vert\, Q) &= $kl, \qquad \KL(Q \,\Vert\, P_\epsilon) = $reverse "
+              r"\end{aligned}"),
+    assumptions=("P_epsilon = (1 - epsilon) Q + epsilon R, epsilon = 1/n in (0, 1), R concentrated where Q has no mass",),
+    mutants=(
+        Mutant("js_log2_times_eps_squared", {"js": sp.log(2) * _eps**2},
+               r"$\epsilon^2 \log 2$: JS is of order $\epsilon$, not $\epsilon^2$."),
+        Mutant("kl_small", {"kl": _eps * sp.log(2)},
+               r"A KL that vanishes with $\epsilon$: the mixture puts mass where $Q$ has none, so it is infinite."),
+        Mutant("reverse_sign", {"reverse": sp.log(1 - _eps)}, r"$\log(1 - \epsilon) < 0$ for the reverse KL."),
+    ),
+    references=("arjovsky2017wasserstein",),
+    code=("gencode.divergences.js_discrete", "gencode.divergences.kl_discrete"),
+    scope="general",
+))

@@ -347,3 +347,211 @@ density_identical = register(Identity(
     code=("gencode.metrics.density_coverage",),
     scope="general",
 ))
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. The Inception Score is the exponential of a mutual information (Salimans et al. 2016).
+#
+# N generated samples x_i, a classifier's probabilities p_ik = p(y = k | x_i) over K classes, and the
+# marginal pbar_k = (1/N) sum_i p_ik.  log IS = (1/N) sum_i KL(p(.|x_i) || pbar) = H(y) - H(y|x) = I(x; y)
+# for the joint law (1/N) p_ik of (x, y).
+
+from .core import LogGap, NonNegative, split_logs  # noqa: E402
+from .indexed_sums import NonNegativeForEverySize, expand_sums, normalised, to_instance  # noqa: E402
+
+_i, _cls = sp.Symbol("i", integer=True, positive=True), sp.Symbol("k", integer=True, positive=True)
+_N = sp.Symbol("N", integer=True, positive=True)
+_K = sp.Symbol("K", integer=True, positive=True)
+_p = sp.IndexedBase(sym("p", positive=True))
+_pbar = sp.IndexedBase(sym("pbar", positive=True))
+
+
+def _marginal_rule(body: sp.Expr, limits):
+    """sum_{i=1}^N p[i, k] * rest = N pbar[k] * rest when rest does not depend on i (the definition of pbar)."""
+    factors = sp.Mul.make_args(body)
+    for lim in limits:
+        i_, lo, hi = lim
+        if (lo, hi) != (1, _N):
+            continue
+        hits = [f for f in factors if isinstance(f, sp.Indexed) and f.base == _p and f.indices[0] == i_]
+        rest = [f for f in factors if f not in hits]
+        others = [L for L in limits if L is not lim]
+        if len(hits) == 1 and all(i_ not in f.free_symbols for f in rest) and all(
+                i_ not in (a.free_symbols | b.free_symbols) for _, a, b in others):
+            return sp.Mul(_N, _pbar[hits[0].indices[1]], *rest), others
+    return None
+
+
+def _is_instance(e: sp.Expr) -> sp.Expr:
+    """N = 2 samples, K = 2 classes, pbar_k the average of p_1k and p_2k."""
+    out = to_instance(e, {_N: 2, _K: 2}, {_p: sym("p", (0, 1), positive=True), _pbar: sym("pbar", positive=True)})
+    subs = {}
+    for s_ in out.free_symbols:
+        if s_.name.startswith("pbar_"):
+            k_ = s_.name.split("_")[1]
+            subs[s_] = (sp.Symbol(f"p_1_{k_}", positive=True) + sp.Symbol(f"p_2_{k_}", positive=True)) / 2
+    out = out.xreplace(subs)
+    # each p(. | x_i) sums to 1: p_i2 = 1 - p_i1
+    out = out.xreplace({sp.Symbol(f"p_{i}_2", positive=True): 1 - sp.Symbol(f"p_{i}_1", positive=True) for i in (1, 2)})
+    return out.xreplace({s_: sym(s_.name, (0, 1), positive=True) for s_ in out.free_symbols if s_.name.startswith("p_")})
+
+
+_mean_kl = sp.Sum(_p[_i, _cls] * sp.log(_p[_i, _cls] / _pbar[_cls]), (_cls, 1, _K), (_i, 1, _N)) / _N
+_H_y = -sp.Sum(_pbar[_cls] * sp.log(_pbar[_cls]), (_cls, 1, _K))
+_H_y_given_x = -sp.Sum(_p[_i, _cls] * sp.log(_p[_i, _cls]), (_cls, 1, _K), (_i, 1, _N)) / _N
+_MI_DISPLAY = sp.Add(-sp.Sum(sp.Mul(_pbar[_cls], sp.log(_pbar[_cls]), evaluate=False), (_cls, 1, _K)),
+                     sp.Mul(sp.Pow(_N, -1, evaluate=False),
+                            sp.Sum(sp.Mul(_p[_i, _cls], sp.log(_p[_i, _cls]), evaluate=False), (_cls, 1, _K), (_i, 1, _N)),
+                            evaluate=False), evaluate=False)
+
+inception_mi = register(Identity(
+    id="is.mutual_information",
+    title="log IS is the mutual information between the sample and its predicted label",
+    chapter="evaluation",
+    claim={"mi": _H_y - _H_y_given_x},
+    check=ForEverySize(
+        "for every N and K: logarithms split, the normal form of finite sums with the definition of the "
+        "marginal, sum_i p_ik (...)_k = N pbar_k (...)_k; cancel. Mutants refuted on N = K = 2",
+        lambda c: [split_logs(_mean_kl - c["mi"])],
+        rules=(_marginal_rule,),
+        instances=(("N = K = 2", _is_instance),),
+    ),
+    template=(r"\log \mathrm{IS} = \frac{1}{N}\sum_{i=1}^{N} \KL\big(p(y \mid x_i) \,\Vert\, \bar p(y)\big) "
+              r"= $mi = H(y) - H(y \mid x) = I(x; y), \qquad \bar p_k = \frac{1}{N}\sum_{i=1}^N p_{ik}"),
+    assumptions=("N samples x_i, K classes (any N, K); p_ik = p(y = k | x_i) > 0; pbar_k = (1/N) sum_i p_ik",
+                 "the joint law of (x, y) puts mass p_ik / N on (x_i, k); its y-marginal is pbar"),
+    mutants=(
+        Mutant("conditional_entropy_added", {"mi": _H_y + _H_y_given_x},
+               r"$H(y) + H(y \mid x)$: the conditional entropy with the wrong sign."),
+        Mutant("without_one_over_n", {"mi": _H_y + sp.Sum(_p[_i, _cls] * sp.log(_p[_i, _cls]), (_cls, 1, _K), (_i, 1, _N))},
+               r"The average over samples written without its $1/N$."),
+        Mutant("entropy_of_marginal_only", {"mi": _H_y},
+               r"$H(y)$ alone: that is $\log \mathrm{IS}$ only for a classifier that is certain of every sample."),
+    ),
+    references=("salimans2016improved", "cover2006elements"),
+    code=("gencode.metrics.inception_score",),
+    display={"mi": _MI_DISPLAY},
+    scope="general",
+))
+
+
+class SelfInformation(sp.Function):
+    r"""``-log p`` of a probability ``p`` (``0 < p <= 1``), non-negative: the information content of an outcome.
+    Here ``p = p_ik <= sum_k p_ik = 1``."""
+
+    def _eval_is_nonnegative(self):
+        return True if self.args[0].is_positive else None
+
+    def _latex(self, printer, exp=None):  # noqa: ARG002
+        return rf"\left(-\log {printer._print(self.args[0])}\right)"
+
+
+def _expand_self_information(e: sp.Expr) -> sp.Expr:
+    return split_logs(sp.sympify(e).replace(SelfInformation, lambda a: -sp.log(a)))
+
+
+def _is_bound_parts():
+    rules = (normalised(_p, _K), normalised(_pbar, _K), _marginal_rule)
+    mi = _H_y - _H_y_given_x
+    lower = NonNegativeForEverySize(
+        "log IS >= 0", lambda c: [c["mi_lower"]],
+        certificate=lambda c: sp.Sum(_p[_i, _cls] * LogGap(_pbar[_cls] / _p[_i, _cls]), (_cls, 1, _K), (_i, 1, _N)) / _N,
+        prepare=lambda e: split_logs(e.replace(LogGap, lambda a: a - 1 - sp.log(a))),
+        rules=rules, instances=(("N = K = 2", _is_instance),))
+    upper = NonNegativeForEverySize(
+        "log K - log IS >= 0", lambda c: [c["log_classes"] - mi],
+        certificate=lambda c: (sp.Sum(_pbar[_cls] * LogGap(1 / (_K * _pbar[_cls])), (_cls, 1, _K))
+                               + sp.Sum(_p[_i, _cls] * SelfInformation(_p[_i, _cls]), (_cls, 1, _K), (_i, 1, _N)) / _N),
+        prepare=lambda e: _expand_self_information(e.replace(LogGap, lambda a: a - 1 - sp.log(a))),
+        rules=rules, instances=(("N = K = 2", _is_instance),))
+    return lower, upper
+
+
+def _all(method, *parts):
+    from .divergences import all_of
+    return all_of(method, *parts)
+
+
+inception_bounds = register(Identity(
+    id="is.bounds",
+    title=r"$1 \le \mathrm{IS} \le K$",
+    chapter="evaluation",
+    claim={"mi_lower": _H_y - _H_y_given_x, "log_classes": sp.log(_K)},
+    check=_all(
+        "for every N and K, with sum_k p_ik = 1 and sum_k pbar_k = 1: log IS equals (1/N) sum_ik p_ik g(pbar_k/p_ik) "
+        ">= 0 (Gibbs gaps); log K - log IS equals sum_k pbar_k g(1/(K pbar_k)) (the KL from pbar to the uniform "
+        "law) plus H(y|x) = (1/N) sum_ik p_ik (-log p_ik), each term non-negative since p_ik <= 1; normal form "
+        "of finite sums; cancel",
+        *_is_bound_parts()),
+    template=r"0 \;\le\; \log \mathrm{IS} = $mi_lower \;\le\; $log_classes",
+    assumptions=("as is.mutual_information, and each p(. | x_i) sums to 1 over the K classes (so p_ik <= 1)",),
+    mutants=(
+        Mutant("upper_log_k_minus_one", {"log_classes": sp.log(_K - 1)},
+               r"$\mathrm{IS} \le K - 1$: a perfect classifier on a generator that covers all $K$ classes equally "
+               r"reaches $K$."),
+        Mutant("entropies_exchanged", {"mi_lower": _H_y_given_x - _H_y},
+               r"$H(y \mid x) - H(y)$, minus the mutual information: it is $\le 0$, so $\mathrm{IS} \ge 1$ "
+               r"would fail for it."),
+    ),
+    references=("salimans2016improved", "barratt2018note"),
+    code=("gencode.metrics.inception_score",),
+    display={"mi_lower": _MI_DISPLAY},
+    scope="general",
+))
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. KID: the unbiased estimator of MMD^2 (Gretton et al. 2012; Binkowski et al. 2018).
+#
+# For samples x_1..x_m ~ P and y_1..y_n ~ Q, all independent, and any kernel k,
+#   MMD^2_u = 1/(m(m-1)) sum_{i != j} k(x_i, x_j) + 1/(n(n-1)) sum_{i != j} k(y_i, y_j) - 2/(mn) sum_{i,j} k(x_i, y_j).
+# By linearity each off-diagonal term has expectation kxx = E k(x, x') (x, x' independent), each cross
+# term kxy = E k(x, y); the diagonal terms k(x_i, x_i), whose expectation kdiag_x = E k(x, x) differs,
+# are excluded.  The counts are sums with symbolic m, n.
+
+_m, _n = sym("m", (2, 50), integer=True, positive=True), sym("n", (2, 50), integer=True, positive=True)
+_pa, _pb = sp.Symbol("a", integer=True, positive=True), sp.Symbol("b", integer=True, positive=True)
+kxx, kyy, kxy = sym("k_xx", real=True), sym("k_yy", real=True), sym("k_xy", real=True)
+kdx, kdy = sym("k_xdiag", real=True), sym("k_ydiag", real=True)
+
+
+def _pairs(size: sp.Expr) -> sp.Expr:
+    """The number of ordered pairs (a, b) with a != b among size points: all pairs minus the diagonal."""
+    return (sp.Sum(1, (_pa, 1, size), (_pb, 1, size)) - sp.Sum(1, (_pa, 1, size))).doit()
+
+
+def _kid_residuals(c: Claim) -> list[sp.Expr]:
+    # E[estimator] written with the estimator's own normalisations: the claim gives the weights
+    w_xx, w_yy, w_xy = c["w_xx"], c["w_yy"], c["w_xy"]
+    expectation = (w_xx * (_pairs(_m) * kxx + c["diag"] * _m * kdx) + w_yy * (_pairs(_n) * kyy + c["diag"] * _n * kdy)
+                   - 2 * w_xy * sp.Sum(1, (_pa, 1, _m), (_pb, 1, _n)).doit() * kxy)
+    return [expectation - (kxx + kyy - 2 * kxy)]
+
+
+kid_unbiased = register(Identity(
+    id="kid.unbiased",
+    title="The U-statistic of KID is an unbiased estimator of MMD^2, for any kernel",
+    chapter="evaluation",
+    claim={"w_xx": 1 / (_m * (_m - 1)), "w_yy": 1 / (_n * (_n - 1)), "w_xy": 1 / (_m * _n), "diag": sp.Integer(0)},
+    check=Check(
+        "linearity of expectation: the m(m - 1) off-diagonal pairs (counted as sums with symbolic m: m^2 - m) each "
+        "have expectation k_xx, the mn cross pairs k_xy, the diagonal (included with weight 'diag') E k(x, x); "
+        "the expectation must equal MMD^2 = k_xx + k_yy - 2 k_xy for every m, n >= 2 and every kernel; cancel",
+        _kid_residuals),
+    template=(r"\E\Big[$w_xx \sum_{i \ne j} k(x_i, x_j) + $w_yy \sum_{i \ne j} k(y_i, y_j) "
+              r"- 2\, $w_xy \sum_{i, j} k(x_i, y_j)\Big] = \E\, k(x, x') + \E\, k(y, y') - 2\,\E\, k(x, y) = "
+              r"\mathrm{MMD}^2(P, Q)"),
+    assumptions=("x_1..x_m ~ P and y_1..y_n ~ Q, all independent, m, n >= 2; any kernel k with finite expectations",
+                 "k_xx = E k(x, x'), x, x' ~ P independent; k_yy likewise; k_xy = E k(x, y); E k(x, x) is a "
+                 "different number in general"),
+    mutants=(
+        Mutant("biased_v_statistic", {"w_xx": 1 / _m**2, "w_yy": 1 / _n**2, "diag": sp.Integer(1)},
+               r"The V-statistic, $\frac{1}{m^2}\sum_{i, j}$ with the diagonal: biased by "
+               r"$(\E k(x, x) - \E k(x, x'))/m$ and the like."),
+        Mutant("off_diagonal_over_m_squared", {"w_xx": 1 / _m**2, "w_yy": 1 / _n**2},
+               r"The diagonal excluded but the sum still divided by $m^2$: biased towards 0."),
+    ),
+    references=("gretton2012kernel", "binkowski2018demystifying"),
+    code=("gencode.metrics.mmd2_unbiased", "gencode.metrics.kid"),
+    scope="general",
+))

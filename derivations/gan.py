@@ -297,3 +297,111 @@ noisy_mixture = register(Identity(
     display={"value": sp.Add(sp.log(p), sp.log(eps), sp.log(1 + _frac(_mul(1 - eps, r), _mul(eps, p))),
                              evaluate=False)},
 ))
+
+# ---------------------------------------------------------------------------------------------
+# 7. The GAN as an f-GAN (Nowozin, Cseke and Tomioka 2016).
+#
+# The variational form of divergences.f.variational, sup_T E_p T - E_q f*(T) <= D_f(p || q), with
+# the generator f(u) = u log u - (u + 1) log((u + 1)/2) (twice JS's, so D_f = 2 JS), its conjugate
+# f*(s) = -log(2 - e^s) on s < log 2, and the critic written through the discriminator,
+# T = log(2 D), D = sigmoid(v) in (0, 1): T < log 2 always, so any logit v is admissible.
+
+uu = sym("u", positive=True)  # the density ratio p/q
+vv = sym("v", positive=True)  # a second ratio, s = f'(v)
+s_ = sym("s", real=True)
+f_gan = uu * sp.log(uu) - (uu + 1) * sp.log((uu + 1) / 2)
+"""The generator of the original GAN's f-divergence (2 JS)."""
+
+
+def _fprime_split(f: sp.Expr, var: sp.Symbol) -> sp.Expr:
+    e = split_logs(sp.diff(f, var))
+    logs = sum((t_ for t_ in sp.Add.make_args(e) if t_.has(sp.log)), sp.Integer(0))
+    return logs + sp.cancel(e - logs)
+
+
+def _fgan_residuals(c: Claim) -> list[sp.Expr]:
+    fp = _fprime_split(f_gan, uu)
+    conj_at = c["conjugate"].xreplace({s_: fp.xreplace({uu: vv})})
+    conj = split_logs(sp.expand_power_exp(sp.expand(conj_at - (vv * fp - f_gan).xreplace({uu: vv}))))
+    critic = c["critic"]
+    objective = p * critic - q * c["conjugate"].xreplace({s_: critic})
+    at_optimum = critic.xreplace({D: D_star}) - fp.xreplace({uu: p / q})  # T(D*) = f'(p/q)
+    return [conj, split_logs(sp.expand_power_exp(objective - c["objective"]).xreplace({D_bar: 1 - D})),
+            split_logs(at_optimum)]
+
+
+fgan = register(Identity(
+    id="gan.fgan",
+    title="The GAN value function is the variational form of 2 JS (f-GAN)",
+    chapter="gan",
+    claim={"conjugate": -sp.log(2 - sp.exp(s_)), "critic": sp.log(2 * D),
+           "objective": p * sp.log(D) + q * sp.log(1 - D) + (p + q) * sp.log(2)},
+    check=Check(
+        "f*(f'(v)) = v f'(v) - f(v) for every v > 0 (f' maps (0, oo) onto (-oo, log 2)); at each point "
+        "p T - q f*(T) with T = log(2D) equals the claimed objective; T at D* = p/(p + q) equals f'(p/q); "
+        "logarithms split; cancel",
+        _fgan_residuals),
+    template=(r"f(u) = u \log u - (u + 1) \log\frac{u + 1}{2}:\quad f^*(s) = $conjugate\ (s < \log 2), \quad "
+              r"T = $critic, \quad p\,T - q\,f^*(T) = $objective"),
+    assumptions=ASSUMPTIONS + ("D = sigmoid(v) for a logit v, so T = log(2D) < log 2 lies in dom f*",
+                               "int p = int q = 1, so the last term integrates to log 4"),
+    mutants=(
+        Mutant("nowozin_conjugate_of_the_other_generator", {"conjugate": -sp.log(1 - sp.exp(s_))},
+               r"$-\log(1 - e^s)$ is the conjugate of $u\log u - (u + 1)\log(u + 1)$ (the table's generator, "
+               r"whose divergence is $2\,\JS - \log 4$), not of the generator with $f(1) = 0$ used here."),
+        Mutant("critic_without_two", {"critic": sp.log(D)},
+               r"$T = \log D$: the objective then picks up $-q\log(1 + \ldots)$ terms and is not the GAN value."),
+        Mutant("objective_without_constant", {"objective": p * sp.log(D) + q * sp.log(1 - D)},
+               r"The constant $\log 4$ dropped: the variational bound is $V(D, G) + \log 4$, not $V(D, G)$."),
+    ),
+    references=("nowozin2016fgan", "nguyen2010estimating", "goodfellow2014generative"),
+    code=("gencode.gan.fgan_objective",),
+    scope="general",
+))
+
+# ---------------------------------------------------------------------------------------------
+# 8. The non-saturating loss at the optimal discriminator (Arjovsky and Bottou 2017, Theorem 2.5).
+
+from .divergences import AT_POINT, integral, m_, p as p_fn, pointwise, q as q_fn, x as x_  # noqa: E402
+
+_pd, _pg = p_fn(x_), q_fn(x_)  # data and generator densities, any densities
+_Dstar = _pd / (_pd + _pg)
+
+
+def _nonsat_residuals(c: Claim) -> list[sp.Expr]:
+    loss = integral(-_pg * sp.log(_Dstar))
+    rhs = c["kl"] - 2 * c["js"] + c["rest"]
+    # constants are integrals of (p + q)/2 (int p = int q = 1)
+    body = pointwise(loss - rhs, AT_POINT)
+    consts = sum((t_ for t_ in sp.Add.make_args(sp.expand(body)) if not t_.free_symbols), sp.Integer(0))
+    body = body - consts + consts * (AT_POINT[_pd] + AT_POINT[_pg]) / 2
+    return [split_logs(body)]
+
+
+nonsaturating_kl_js = register(Identity(
+    id="gan.nonsaturating_kl_js",
+    title="The non-saturating loss at the optimal discriminator is KL(P_g || P_data) - 2 JS up to a constant",
+    chapter="gan",
+    claim={"kl": integral(_pg * sp.log(_pg / _pd)),
+           "js": integral((_pd * sp.log(_pd / m_(x_)) + _pg * sp.log(_pg / m_(x_))) / 2),
+           "rest": sp.log(4) + integral(_pd * sp.log(_Dstar))},
+    check=Check(
+        "integrands compared at each point (p(x), q(x) as positive symbols, m = (p + q)/2), constants written as "
+        "integrals of (p + q)/2; logarithms split; cancel. Holds for any densities",
+        _nonsat_residuals),
+    template=(r"\E_{x \sim q}\big[-\log D^*(x)\big] = $kl - 2\,\Big[$js\Big] + $rest, \qquad "
+              r"D^* = \frac{p}{p + q}"),
+    assumptions=("p (data) and q (generator) are probability densities, positive where compared; m = (p + q)/2",
+                 "D* is the optimal discriminator for the current generator; the last term does not depend on "
+                 "the generator's parameters when D* is held fixed"),
+    mutants=(
+        Mutant("js_once", {"js": integral((_pd * sp.log(_pd / m_(x_)) + _pg * sp.log(_pg / m_(x_))) / 4)},
+               r"$-\JS$ instead of $-2\,\JS$."),
+        Mutant("forward_kl", {"kl": integral(_pd * sp.log(_pd / _pg))},
+               r"$\KL(P_{\text{data}} \Vert P_g)$, the mode-covering direction, for $\KL(P_g \Vert P_{\text{data}})$."),
+        Mutant("constant_log2", {"rest": sp.log(2) + integral(_pd * sp.log(_Dstar))}, r"$\log 2$ for $\log 4$."),
+    ),
+    references=("arjovsky2017towards", "goodfellow2014generative"),
+    code=("gencode.gan.nonsaturating_loss_at_optimum",),
+    scope="general",
+))

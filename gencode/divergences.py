@@ -43,6 +43,7 @@ __all__ = [
     "Estimate", "DualLP", "GaussianFit", "fisher_divergence", "fit_gaussian_kl", "gaussian_kl",
     "js_discrete", "js_monte_carlo", "js_quadrature", "kl_diag_standard_normal", "kl_discrete",
     "kl_monte_carlo", "kl_quadrature", "tv_discrete", "w1_cdf", "w1_dual_lp", "w1_exact", "wasserstein_1d",
+    "FDivergence", "F_DIVERGENCES", "f_divergence_discrete", "f_variational_bound",
 ]
 
 LogDensity = Callable[[torch.Tensor], torch.Tensor]
@@ -437,3 +438,96 @@ def fit_gaussian_kl(log_p: LogDensity, direction: Literal["forward", "reverse"],
     with torch.no_grad():
         final = float(loss(x))
     return GaussianFit(float(mean.detach()), float(log_std.detach().exp()), final)
+
+
+# --------------------------------------------------------------------------------- f-divergences
+@dataclass(frozen=True)
+class FDivergence:
+    r"""A convex generator :math:`f` with :math:`f(1) = 0`, its derivative and its convex conjugate
+    :math:`f^*(s) = \sup_u (s u - f(u))` (``derivations.divergences.f_generators`` and ``f_conjugates``).
+
+    Attributes:
+        f: the generator, elementwise on ratios ``u >= 0``.
+        f_prime: its derivative, which maps the ratio ``p/q`` to the optimal critic value.
+        conjugate: :math:`f^*`, elementwise; ``+inf`` outside its domain.
+    """
+
+    f: Callable[[torch.Tensor], torch.Tensor]
+    f_prime: Callable[[torch.Tensor], torch.Tensor]
+    conjugate: Callable[[torch.Tensor], torch.Tensor]
+
+
+def _outside(s: torch.Tensor, inside: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    return torch.where(inside, value, torch.full_like(s, math.inf))
+
+
+F_DIVERGENCES: dict[str, FDivergence] = {
+    "kl": FDivergence(lambda u: torch.xlogy(u, u), lambda u: torch.log(u) + 1, lambda s: torch.exp(s - 1)),
+    "reverse_kl": FDivergence(lambda u: -torch.log(u), lambda u: -1 / u,
+                              lambda s: _outside(s, s < 0, -1 - torch.log(-s.clamp(max=-1e-300)))),
+    "js": FDivergence(lambda u: 0.5 * (torch.xlogy(u, u) - (u + 1) * torch.log((u + 1) / 2)),
+                      lambda u: 0.5 * torch.log(2 * u / (u + 1)),
+                      lambda s: _outside(s, s < 0.5 * LOG2, -0.5 * torch.log((2 - torch.exp(2 * s)).clamp(min=1e-300)))),
+    "tv": FDivergence(lambda u: 0.5 * (u - 1).abs(), lambda u: 0.5 * torch.sign(u - 1),
+                      lambda s: _outside(s, s.abs() <= 0.5, s)),
+    "hellinger": FDivergence(lambda u: (u.sqrt() - 1) ** 2, lambda u: 1 - 1 / u.sqrt(),
+                             lambda s: _outside(s, s < 1, s / (1 - s))),
+    "chi2": FDivergence(lambda u: (u - 1) ** 2, lambda u: 2 * (u - 1), lambda s: s + s**2 / 4),
+}
+r"""The six f-divergences of the chapter: ``kl``, ``reverse_kl``, ``js``, ``tv``, ``hellinger``
+(:math:`\int (\sqrt p - \sqrt q)^2`) and ``chi2`` (Pearson's).
+
+References:
+    Csiszar, "Information-type measures of difference of probability distributions", 1967.
+    Nguyen, Wainwright, Jordan, "Estimating divergence functionals and the likelihood ratio by convex risk
+    minimization", IEEE Trans. Inf. Theory 2010.
+"""
+
+
+def _f_divergence(name: str) -> FDivergence:
+    if name not in F_DIVERGENCES:
+        raise ValueError(f"name must be one of {sorted(F_DIVERGENCES)}, got {name!r}")
+    return F_DIVERGENCES[name]
+
+
+def f_divergence_discrete(p: torch.Tensor | list, q: torch.Tensor | list, name: str) -> torch.Tensor:
+    r""":math:`D_f(p \Vert q) = \sum_k q_k f(p_k / q_k)` for distributions on K points with :math:`q > 0`.
+
+    Args:
+        p, q: probabilities, shape ``(..., K)``; every ``q_k > 0``.
+        name: a key of :data:`F_DIVERGENCES`.
+
+    Returns:
+        Shape ``(...)``.
+
+    Example:
+        >>> p, q = [0.2, 0.8], [0.5, 0.5]
+        >>> bool(torch.isclose(f_divergence_discrete(p, q, "kl"), kl_discrete(p, q)))
+        True
+    """
+    gen = _f_divergence(name)
+    p, q = _pair(p, q)
+    if bool((q <= 0).any()):
+        raise ValueError("q must be positive on every atom (p/q must be defined)")
+    return (q * gen.f(p / q)).sum(-1)
+
+
+def f_variational_bound(critic_p: torch.Tensor, critic_q: torch.Tensor, name: str) -> torch.Tensor:
+    r"""Monte Carlo estimate of the variational lower bound
+    :math:`\mathbb{E}_P T - \mathbb{E}_Q f^*(T) \le D_f(P \Vert Q)` (Nguyen, Wainwright, Jordan 2010).
+
+    Args:
+        critic_p: critic values ``T(x)`` at samples of ``P``, shape ``(N,)``.
+        critic_q: critic values at samples of ``Q``, shape ``(M,)``; must lie in the domain of ``f*``.
+        name: a key of :data:`F_DIVERGENCES`.
+
+    Returns:
+        A scalar tensor; equal to :math:`D_f` in expectation when ``T = f'(p/q)``.
+    """
+    gen = _f_divergence(name)
+    for arg, t in (("critic_p", critic_p), ("critic_q", critic_q)):
+        if not isinstance(t, torch.Tensor) or t.ndim != 1 or t.numel() == 0:
+            raise ValueError(f"{arg} must be a non-empty 1-D tensor")
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{arg} must be finite")
+    return critic_p.mean() - gen.conjugate(critic_q).mean()

@@ -24,6 +24,7 @@ References:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from .nets import MLP
 from .train import DataSource, TrainResult, fit
 
 __all__ = [
+    "fgan_objective", "nonsaturating_loss_at_optimum",
     "GAN",
     "AdversarialResult",
     "discriminator_value",
@@ -390,3 +392,63 @@ def fit_discriminator(discriminator: nn.Module, sample_p: Sampler, sample_q: Sam
         return -discriminator_value(discriminator(real).squeeze(-1), discriminator(fake).squeeze(-1))
 
     return fit_pair(loss, discriminator, sample_p, sample_q, **fit_kwargs)
+
+
+# ----------------------------------------------------------------------------------------- f-GAN
+LOG2 = math.log(2.0)
+
+
+def fgan_objective(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    r"""The f-GAN variational objective :math:`\mathbb{E}_p[T] - \mathbb{E}_q[f^*(T)]` for the original GAN's
+    generator :math:`f(u) = u \log u - (u + 1)\log\frac{u + 1}{2}` (whose divergence is :math:`2\,\mathrm{JS}`),
+    with conjugate :math:`f^*(s) = -\log(2 - e^s)` and output activation :math:`T = \log(2\sigma(v))`.
+
+    It equals :func:`discriminator_value` plus :math:`\log 4` (``derivations.gan.fgan``), and is at most
+    :math:`2\,\mathrm{JS}(p \Vert q)`.
+
+    Args:
+        real_logits: logits :math:`v(x)` at data samples, any shape.
+        fake_logits: logits at generated samples, any shape.
+
+    Returns:
+        A 0-dim tensor.
+
+    References:
+        Nowozin, Cseke, Tomioka, "f-GAN: Training Generative Neural Samplers using Variational Divergence
+        Minimization", NeurIPS 2016, arXiv:1606.00709, Table 2.
+    """
+    for name, t in (("real_logits", real_logits), ("fake_logits", fake_logits)):
+        if not isinstance(t, torch.Tensor) or t.numel() == 0:
+            raise ValueError(f"{name} must be a non-empty tensor")
+    t_real = LOG2 - F.softplus(-real_logits)  # log(2 sigmoid(v)) = log 2 - softplus(-v)
+    # f*(T) = -log(2 - e^T) = -log(2 - 2 sigmoid(v)) = -log 2 + softplus(v), computed stably
+    conj_fake = -LOG2 + F.softplus(fake_logits)
+    return t_real.mean() - conj_fake.mean()
+
+
+def nonsaturating_loss_at_optimum(log_p: Callable[[torch.Tensor], torch.Tensor],
+                                  log_q: Callable[[torch.Tensor], torch.Tensor],
+                                  x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    r"""The non-saturating generator loss :math:`\mathbb{E}_q[-\log D^*]` at the optimal discriminator
+    :math:`D^* = p / (p + q)`, by a quadrature rule on nodes ``x`` with ``weights``.
+
+    Equal to :math:`\mathrm{KL}(q \Vert p) - 2\,\mathrm{JS}(p \Vert q) + \log 4 + \mathbb{E}_p[\log D^*]`
+    (``derivations.gan.nonsaturating_kl_js``).
+
+    Args:
+        log_p, log_q: log-densities of the data and of the generator, elementwise on ``x``.
+        x: quadrature nodes, shape ``(n,)``.
+        weights: quadrature weights, shape ``(n,)``.
+
+    Returns:
+        A 0-dim tensor.
+
+    References:
+        Arjovsky, Bottou, "Towards Principled Methods for Training Generative Adversarial Networks",
+        ICLR 2017, arXiv:1701.04862, Theorem 2.5.
+    """
+    if x.ndim != 1 or weights.shape != x.shape:
+        raise ValueError(f"x and weights must be 1-D of the same shape, got {tuple(x.shape)} and {tuple(weights.shape)}")
+    lp, lq = log_p(x), log_q(x)
+    minus_log_d = torch.logaddexp(lp, lq) - lp  # -log D* = log(p + q) - log p
+    return (weights * lq.exp() * minus_log_d).sum()

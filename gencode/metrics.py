@@ -25,6 +25,7 @@ from .device import check_finite
 from .two_sample import sliced_wasserstein
 
 __all__ = [
+    "inception_score", "kid", "mmd2_unbiased", "polynomial_kernel",
     "DensityCoverage",
     "GaussianStats",
     "PrecisionRecall",
@@ -317,3 +318,92 @@ def wasserstein1_1d(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     Fx = torch.searchsorted(xs.contiguous(), t.contiguous(), right=True).to(x.dtype) / x.shape[-1]
     Fy = torch.searchsorted(ys.contiguous(), t.contiguous(), right=True).to(x.dtype) / y.shape[-1]
     return ((Fx - Fy).abs()[..., :-1] * t.diff(dim=-1)).sum(-1)
+
+
+# ------------------------------------------------------------------------------ Inception Score, KID
+def inception_score(probs: torch.Tensor) -> torch.Tensor:
+    r"""The Inception Score :math:`\exp\big(\tfrac1N \sum_i \mathrm{KL}(p(y \mid x_i) \Vert \bar p)\big)`,
+    :math:`\bar p = \tfrac1N \sum_i p(y \mid x_i)`; equal to :math:`\exp I(x; y)` (``is.mutual_information``),
+    in :math:`[1, K]` (``is.bounds``).
+
+    Args:
+        probs: classifier probabilities, shape ``(..., N, K)``, non-negative, each row summing to 1.
+
+    Returns:
+        Shape ``(...)``.
+
+    Raises:
+        ValueError: if ``probs`` has the wrong shape, is negative, NaN, or its rows do not sum to 1.
+
+    References:
+        Salimans et al., "Improved Techniques for Training GANs", NeurIPS 2016, arXiv:1606.03498.
+    """
+    if not isinstance(probs, torch.Tensor) or probs.ndim < 2 or probs.shape[-2] < 1 or probs.shape[-1] < 1:
+        raise ValueError("probs must be a tensor of shape (..., N, K) with N, K >= 1")
+    check_finite("probs", probs)
+    if bool((probs < 0).any()) or bool(((probs.sum(-1) - 1).abs() > 1e-6).any()):
+        raise ValueError("probs must be non-negative with rows summing to 1")
+    marginal = probs.mean(-2, keepdim=True)  # (..., 1, K)
+    kl = (torch.xlogy(probs, probs) - torch.xlogy(probs, marginal)).sum(-1)  # (..., N)
+    return kl.mean(-1).exp()
+
+
+def polynomial_kernel(x: torch.Tensor, y: torch.Tensor, degree: int = 3) -> torch.Tensor:
+    r"""The kernel :math:`k(x, y) = (x \cdot y / d + 1)^{\text{degree}}` of KID, as a Gram matrix.
+
+    Args:
+        x: shape ``(..., m, d)``; y: shape ``(..., n, d)``.
+
+    Returns:
+        Shape ``(..., m, n)``.
+    """
+    return (x @ y.mT / x.shape[-1] + 1) ** degree
+
+
+def mmd2_unbiased(x: torch.Tensor, y: torch.Tensor,
+                  kernel: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = polynomial_kernel) -> torch.Tensor:
+    r"""The unbiased U-statistic of :math:`\mathrm{MMD}^2(P, Q)` (``kid.unbiased``):
+    :math:`\frac{1}{m(m-1)}\sum_{i \ne j} k(x_i, x_j) + \frac{1}{n(n-1)}\sum_{i \ne j} k(y_i, y_j)
+    - \frac{2}{mn}\sum_{i,j} k(x_i, y_j)`.
+
+    Args:
+        x: samples of P, shape ``(..., m, d)``, m >= 2.
+        y: samples of Q, shape ``(..., n, d)``, n >= 2.
+        kernel: a Gram-matrix function.
+
+    Returns:
+        Shape ``(...)``; can be negative (it is unbiased, not non-negative).
+
+    References:
+        Gretton et al., "A Kernel Two-Sample Test", JMLR 2012, Lemma 6.
+    """
+    _samples("x", x)
+    _samples("y", y)
+    if x.shape[-1] != y.shape[-1]:
+        raise ValueError(f"x and y must have the same dimension, got {x.shape[-1]} and {y.shape[-1]}")
+    m, n = x.shape[-2], y.shape[-2]
+    kxx, kyy, kxy = kernel(x, x), kernel(y, y), kernel(x, y)
+    off_x = (kxx.sum((-2, -1)) - kxx.diagonal(dim1=-2, dim2=-1).sum(-1)) / (m * (m - 1))
+    off_y = (kyy.sum((-2, -1)) - kyy.diagonal(dim1=-2, dim2=-1).sum(-1)) / (n * (n - 1))
+    return off_x + off_y - 2 * kxy.mean((-2, -1))
+
+
+def kid(real: torch.Tensor, fake: torch.Tensor,
+        features: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    r"""Kernel Inception Distance: :func:`mmd2_unbiased` with the cubic :func:`polynomial_kernel` on
+    ``features(real)`` and ``features(fake)`` (Binkowski et al., "Demystifying MMD GANs", ICLR 2018,
+    arXiv:1801.01401). Unbiased, unlike FID.
+
+    Args:
+        real: shape ``(..., m, D)``; fake: shape ``(..., n, D)``.
+        features: a feature map; the identity if ``None``.
+
+    Returns:
+        Shape ``(...)``.
+    """
+    _samples("real", real)
+    _samples("fake", fake)
+    if features is not None:
+        with torch.no_grad():
+            real, fake = features(real), features(fake)
+    return mmd2_unbiased(real, fake, polynomial_kernel)
