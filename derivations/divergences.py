@@ -1338,7 +1338,7 @@ js_tv = register(Identity(
     scope="general",
 ))
 
-_mass = sym("tau", (0, 1), positive=True)  # TV(P, Q): the mass the coupling moves
+_mass = sym("tau_TV", (0, 1), tex=r"\tau", positive=True)  # TV(P, Q): the mass the coupling moves
 _diam = sym("d", positive=True)  # the diameter of the space
 _e = sym("e", positive=True)  # the mean distance moved is d / (1 + e) <= d
 _mn, _pp, _qq = sym("mu", positive=True), sym("pi", positive=True), sym("kappa", positive=True)

@@ -509,7 +509,7 @@ inception_bounds = register(Identity(
 # term kxy = E k(x, y); the diagonal terms k(x_i, x_i), whose expectation kdiag_x = E k(x, x) differs,
 # are excluded.  The counts are sums with symbolic m, n.
 
-_m, _n = sym("m", (2, 50), integer=True, positive=True), sym("n", (2, 50), integer=True, positive=True)
+_m, _n = (sym(f"{k}_kid", (2, 50), tex=k, integer=True, positive=True) for k in ("m", "n"))  # own names: n in (1, 40) elsewhere
 _pa, _pb = sp.Symbol("a", integer=True, positive=True), sp.Symbol("b", integer=True, positive=True)
 kxx, kyy, kxy = sym("k_xx", real=True), sym("k_yy", real=True), sym("k_xy", real=True)
 kdx, kdy = sym("k_xdiag", real=True), sym("k_ydiag", real=True)
