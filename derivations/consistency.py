@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from .core import held_add as _add, held_frac as _frac, held_mul as _mul  # unevaluated, for display
 from .core import Check, Claim, Identity, Mutant, Scope, equal, register, sym
 from .sde import TexSymbol
 
@@ -34,18 +35,6 @@ sigma_data = TexSymbol("sigma_data", r"\sigma_{\mathrm{data}}", positive=True)
 t_n = sym("t_n", (0, 1), positive=True)
 t_n1 = sym("t_n+1", (1, 3), positive=True)
 
-
-
-def _add(*args: sp.Expr) -> sp.Expr:
-    return sp.Add(*args, evaluate=False)
-
-
-def _mul(*args: sp.Expr) -> sp.Expr:
-    return sp.Mul(*args, evaluate=False)
-
-
-def _frac(num: sp.Expr, den: sp.Expr) -> sp.Expr:
-    return sp.Mul(num, sp.Pow(den, -1, evaluate=False), evaluate=False)
 
 
 NET = TexSymbol("consistency_net_placeholder", r"F_\theta(x, t)", real=True)

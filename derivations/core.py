@@ -103,6 +103,27 @@ def sym(name: str, domain: tuple[float | Fraction, float | Fraction] | None = No
     return s
 
 
+def held_add(*args: sp.Expr) -> sp.Expr:
+    """A sum SymPy keeps as written (for a display's template)."""
+    return sp.Add(*args, evaluate=False)
+
+
+def held_mul(*args: sp.Expr) -> sp.Expr:
+    """A product SymPy keeps as written (for a display's template)."""
+    return sp.Mul(*args, evaluate=False)
+
+
+def held_frac(num: sp.Expr, den: sp.Expr) -> sp.Expr:
+    """``num / den`` kept as a fraction (for a display's template).
+
+    Example:
+        >>> x = sp.Symbol("x")
+        >>> held_frac(2 * x, 2).args  # not cancelled to x
+        (2*x, 1/2)
+    """
+    return sp.Mul(num, sp.Pow(den, -1, evaluate=False), evaluate=False)
+
+
 def fresh_sym(name: str, domain: tuple[float | Fraction, float | Fraction], **assumptions: bool) -> sp.Symbol:
     """``sym(name, domain)``, or, where ``name`` already has another domain, a symbol printed like
     ``name`` under the first free name ``name'``, ``name''``, ... (for symbols made by machinery,

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from .core import held_frac as _frac, held_mul as _mul  # unevaluated, for display
 from .core import (
     find_witness,
     Claim,
@@ -67,13 +68,6 @@ from .core import (
 
 UNIT = (0, 1)
 
-
-def _mul(*args: sp.Expr) -> sp.Expr:
-    return sp.Mul(*args, evaluate=False)
-
-
-def _frac(num: sp.Expr, den: sp.Expr) -> sp.Expr:
-    return sp.Mul(num, sp.Pow(den, -1, evaluate=False), evaluate=False)
 
 x0 = sym("x_0", real=True)
 xt = sym("x_t", real=True)

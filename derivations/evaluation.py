@@ -356,8 +356,8 @@ density_identical = register(Identity(
 # marginal pbar_k = (1/N) sum_i p_ik.  log IS = (1/N) sum_i KL(p(.|x_i) || pbar) = H(y) - H(y|x) = I(x; y)
 # for the joint law (1/N) p_ik of (x, y).
 
-from .core import LogGap, NonNegative, split_logs  # noqa: E402
-from .indexed_sums import NonNegativeForEverySize, expand_sums, normalised, to_instance  # noqa: E402
+from .core import LogGap, split_logs  # noqa: E402
+from .indexed_sums import NonNegativeForEverySize, normalised, to_instance  # noqa: E402
 
 _i, _cls = sp.Symbol("i", integer=True, positive=True), sp.Symbol("k", integer=True, positive=True)
 _N = sp.Symbol("N", integer=True, positive=True)

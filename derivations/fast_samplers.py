@@ -43,22 +43,11 @@ import math
 
 import sympy as sp
 
+from .core import held_add as _add, held_frac as _frac, held_mul as _mul  # unevaluated, for display
 from .core import Check, Claim, ForAnyFunction, Identity, Mutant, Scope, function, register, sym
 from .sde import TexSymbol, jet
 
 REFS = ("lu2022dpmsolver", "zhang2023deis")
-
-
-def _mul(*args: sp.Expr) -> sp.Expr:
-    return sp.Mul(*args, evaluate=False)
-
-
-def _add(*args: sp.Expr) -> sp.Expr:
-    return sp.Add(*args, evaluate=False)
-
-
-def _frac(num: sp.Expr, den: sp.Expr) -> sp.Expr:
-    return sp.Mul(num, sp.Pow(den, -1, evaluate=False), evaluate=False)
 
 
 # ---------------------------------------------------------------------------------------------

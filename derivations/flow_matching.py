@@ -31,6 +31,7 @@ from .cnf import Partial, X, continuity, coordinate_summand, over_coordinates
 from .cnf import f_i as _cnf_f
 from .cnf import i as _i
 from .cnf import p as _cnf_p
+from .core import held_frac as _frac  # unevaluated, for display
 from .core import Check, Claim, Identity, Mutant, Scope, function, gaussian_expectation, register, sym
 from .probability_flow import continuity_log_residual, gaussian_log_density, jet
 
@@ -49,10 +50,6 @@ xt = (1 - t) * x0 + t * x1
 def _expect(poly: sp.Expr) -> sp.Expr:
     """``E[poly]`` over independent ``x_1 ~ N(m, v)`` and ``x_0 ~ N(0, 1)`` (moment recursion)."""
     return gaussian_expectation(gaussian_expectation(poly, x1, m, v), x0, 0, 1)
-
-
-def _frac(num: sp.Expr, den: sp.Expr) -> sp.Expr:
-    return sp.Mul(num, sp.Pow(den, -1, evaluate=False), evaluate=False)
 
 
 def _lin(coef: sp.Expr, mean: sp.Expr) -> sp.Expr:

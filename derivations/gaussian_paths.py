@@ -37,21 +37,10 @@ import sympy as sp
 from sympy.core.function import AppliedUndef
 
 from . import sde
+from .core import held_add as _add, held_frac as _frac, held_mul as _mul  # unevaluated, for display
 from .core import Check, Claim, Identity, Mutant, Scope, function, register, sym
 from .ebm import UnderIntegral, whole_line
 from .sde import TexSymbol
-
-
-def _mul(*args: sp.Expr) -> sp.Expr:
-    return sp.Mul(*args, evaluate=False)
-
-
-def _add(*args: sp.Expr) -> sp.Expr:
-    return sp.Add(*args, evaluate=False)
-
-
-def _frac(num: sp.Expr, den: sp.Expr) -> sp.Expr:
-    return sp.Mul(num, sp.Pow(den, -1, evaluate=False), evaluate=False)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 import sympy as sp
 
+from .core import held_frac as _frac  # unevaluated, for display
 from .core import Check, Identity, Mutant, Scope, equal, register, sym
 from .diffusion import SCHEDULE, alpha_t, alphabar_t, alphabar_tm1, beta_t
 from . import sde
@@ -47,10 +48,6 @@ def continuity_log_residual(log_density: sp.Expr, velocity: sp.Expr, x: sp.Symbo
         d_dt: the partial time derivative (a chain rule when time enters through a schedule).
     """
     return d_dt(log_density) + velocity * sp.diff(log_density, x) + sp.diff(velocity, x)
-
-
-def _frac(num: sp.Expr, den: sp.Expr) -> sp.Expr:
-    return sp.Mul(num, sp.Pow(den, -1, evaluate=False), evaluate=False)
 
 
 def gaussian_log_density(x: sp.Expr, mean: sp.Expr, variance: sp.Expr) -> sp.Expr:

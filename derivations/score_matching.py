@@ -37,13 +37,10 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from .core import held_mul as _mul  # unevaluated, for display
 from .core import (Check, Claim, ForAnyFunction, Identity, Mutant, Scope, Status, Verdict, equal, function,
                    gaussian_expectation, register, sym)
 from .ebm import UnderIntegral, whole_line
-
-
-def _mul(*args: sp.Expr) -> sp.Expr:
-    return sp.Mul(*args, evaluate=False)
 
 
 # ---------------------------------------------------------------------------------------------

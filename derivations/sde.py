@@ -48,6 +48,7 @@ from math import factorial
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
+from .core import held_add as _add, held_mul as _mul  # unevaluated, for display
 from .core import Check, Claim, GaussianFactor, TexSymbol, Identity, Mutant, Scope, equal, function, gaussian_moment, register, sym
 
 UNIT = (0, 1)
@@ -68,14 +69,6 @@ class Group(sp.Function):
     def _latex(self, printer, exp=None):
         text = rf"\left({printer._print(self.args[0])}\right)"
         return text if exp is None else f"{text}^{{{exp}}}"
-
-
-def _add(*args: sp.Expr) -> sp.Expr:
-    return sp.Add(*args, evaluate=False)
-
-
-def _mul(*args: sp.Expr) -> sp.Expr:
-    return sp.Mul(*args, evaluate=False)
 
 
 # ---------------------------------------------------------------------------------------------

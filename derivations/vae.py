@@ -41,6 +41,7 @@ import mpmath
 import sympy as sp
 from sympy.core.function import UndefinedFunction
 
+from .core import held_frac as _frac, held_mul as _mul  # unevaluated, for display
 from .core import (
     Check,
     Claim,
@@ -86,14 +87,6 @@ class TexSymbol(sp.Symbol):
 
     def _latex(self, printer) -> str:
         return self.name
-
-
-def _mul(*args: sp.Expr) -> sp.Expr:
-    return sp.Mul(*args, evaluate=False)
-
-
-def _frac(num: sp.Expr, den: sp.Expr) -> sp.Expr:
-    return sp.Mul(num, sp.Pow(den, -1, evaluate=False), evaluate=False)
 
 
 def equal_logs(derived: dict[str, sp.Expr], method: str, extra=None,

@@ -134,6 +134,16 @@ def _samples(name: str, x: torch.Tensor, min_n: int = 2) -> None:
     check_finite(name, x)
 
 
+def _featurised(real: torch.Tensor, fake: torch.Tensor, features) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both samples checked, then mapped by ``features`` (no gradient) unless it is ``None``."""
+    _samples("real", real)
+    _samples("fake", fake)
+    if features is None:
+        return real, fake
+    with torch.no_grad():
+        return features(real), features(fake)
+
+
 def gaussian_stats(x: torch.Tensor) -> GaussianStats:
     """Sample mean and unbiased sample covariance of ``x`` with shape ``(..., n, d)``.
 
@@ -161,11 +171,7 @@ def fid(real: torch.Tensor, fake: torch.Tensor,
     Returns:
         Shape ``(...)``.
     """
-    _samples("real", real)
-    _samples("fake", fake)
-    if features is not None:
-        with torch.no_grad():
-            real, fake = features(real), features(fake)
+    real, fake = _featurised(real, fake, features)
     a, b = gaussian_stats(real), gaussian_stats(fake)
     return frechet_distance(a.mean, a.cov, b.mean, b.cov, validate=False)
 
@@ -401,9 +407,5 @@ def kid(real: torch.Tensor, fake: torch.Tensor,
     Returns:
         Shape ``(...)``.
     """
-    _samples("real", real)
-    _samples("fake", fake)
-    if features is not None:
-        with torch.no_grad():
-            real, fake = features(real), features(fake)
+    real, fake = _featurised(real, fake, features)
     return mmd2_unbiased(real, fake, polynomial_kernel)
