@@ -129,6 +129,7 @@ def test_oracle_flow_reproduces_data(device: torch.device) -> None:
     assert check.passed(), check.worst()
 
 
+@pytest.mark.peer("POT ot.emd (network simplex): the exact OT plan's cost", "to 1e-12 relative")
 def test_ot_coupling_is_optimal(device: torch.device, generator: torch.Generator) -> None:
     x0 = torch.randn(64, 2, generator=generator, device=device, dtype=torch.float64)
     x1 = torch.randn(64, 2, generator=generator, device=device, dtype=torch.float64) + 2
