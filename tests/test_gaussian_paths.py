@@ -159,7 +159,7 @@ def _instance_row(key: str, path, t: torch.Tensor) -> tuple[torch.Tensor, ...]:
             level = sp.Lambda(tt, sp.sqrt(path.sigma_min**2 * ((path.sigma_max / path.sigma_min) ** (2 * tt) - 1)))
             expr = expr.replace(d.SIG, level).doit()
         expr = sp.sympify(expr).xreplace(params).doit()
-        out.append(torch.as_tensor(sp.lambdify(d.t, expr)(t), dtype=torch.float64) * torch.ones_like(t))
+        out.append(torch.as_tensor(sp.lambdify(d.t, expr)(t.numpy()), dtype=torch.float64) * torch.ones_like(t))
     return tuple(out)
 
 
@@ -311,10 +311,10 @@ def test_edm_preconditioning_matches_the_identity() -> None:
     sigma = torch.logspace(-3, 2, 11, dtype=torch.float64)
     for sigma_data in (0.5, 1.0, 1.7):
         c_skip, c_out, c_in, c_noise = edm_preconditioning(sigma, sigma_data)
-        ref = {k: sp.lambdify((d.sg, d.sd), v)(sigma, sigma_data) for k, v in d.edm_preconditioning.claim.items()}
+        ref = {k: torch.as_tensor(sp.lambdify((d.sg, d.sd), v)(sigma.numpy(), sigma_data)) for k, v in d.edm_preconditioning.claim.items()}
         assert _close(c_skip, ref["c_skip"]) and _close(c_out, ref["c_out"]) and _close(c_in, ref["c_in"])
         assert _close(c_noise, sigma.log() / 4)
         for mutant in d.edm_preconditioning.mutants:
             (key, expr), = mutant.claim.items()
             ours = {"c_skip": c_skip, "c_out": c_out, "c_in": c_in}[key]
-            assert _far(ours, sp.lambdify((d.sg, d.sd), expr)(sigma, sigma_data)), mutant.name
+            assert _far(ours, torch.as_tensor(sp.lambdify((d.sg, d.sd), expr)(sigma.numpy(), sigma_data))), mutant.name
